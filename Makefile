@@ -1,0 +1,56 @@
+# TARS Observability — developer entry points. Every target bootstraps .venv itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+CONFIG ?= tars.yaml
+OUT    ?= test_output
+export DAGSTER_HOME ?= $(CURDIR)/.tars/dagster_home
+
+.PHONY: install demo test lint format dev validate clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: tars_pipeline/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp tars_pipeline/dagster.yaml $@
+
+## demo: run the whole bundled week through the seed's commands into $(OUT)/
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/tars-ga-kpi --config $(CONFIG) --output-dir $(OUT)
+	@for day in 1 2 3 4 5 6 7; do \
+	  $(BIN)/tars-stability-monitor --config $(CONFIG) --day-number $$day --output-dir $(OUT) || exit $$?; \
+	done
+	$(BIN)/tars-anomaly-detector --config $(CONFIG) --z-threshold 3.0 --output-dir $(OUT)
+	$(BIN)/tars-regression-analyzer --config $(CONFIG) --output-dir $(OUT)
+	$(BIN)/tars-retro --auto --config $(CONFIG) --output-dir $(OUT)
+	@echo
+	@echo "Retrospective: $(OUT)/GA_7DAY_RETROSPECTIVE.md"
+
+## test: the whole suite (real Dagster instance, real DuckDB files)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+validate: $(STAMP)
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+## dev: the Dagster UI on http://127.0.0.1:3000 with a persistent instance
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf .tars $(OUT)

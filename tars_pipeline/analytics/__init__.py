@@ -1,0 +1,5 @@
+"""The judgement: pure functions over DataFrames and arrays. Never imports Dagster.
+
+Each module owns one method (stats, drift, anomaly, health, slo, regression, cost,
+recommendations); the Dagster assets only read inputs, call these and store the results.
+"""

@@ -1,0 +1,245 @@
+"""Drift: how far a day's statistic moved from the baseline's, and whether that is bad.
+
+SPEC §3 "Drift": drift_pct = (day − base) / |base| × 100, flagged when |drift_pct| ≥ the
+KPI's threshold (default 10 %). *Adverse* drift is the part of the move in the KPI's bad
+direction (up for lower_is_better, down for higher_is_better, never for neutral).
+
+Where the baseline is zero or near it (|base| < kpi.near_zero) a percentage is undefined:
+the row says so (`relative = False`, `drift_pct` and `adverse_drift_pct` NaN, which the JSON
+writer maps to null) and carries the absolute change instead. Such a row is flagged when it
+moved the bad way by more than `near_zero` — an error rate going from 0 to 0.3 % is news,
+not a silent pass. Nothing here divides by zero or emits Infinity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from tars_pipeline.config import KpiDefinition
+
+DRIFT_COLUMNS: tuple[str, ...] = (
+    "service",
+    "kpi",
+    "statistic",
+    "baseline_value",
+    "observed_value",
+    "abs_change",
+    "drift_pct",
+    "relative",
+    "adverse_drift_pct",
+    "adverse_change",
+    "threshold_pct",
+    "flagged",
+    "direction",
+    "kind",
+    "unit",
+)
+_COMPARABLE = ("mean", "p50", "p95", "p99", "min", "max")
+_KPI_ATTRIBUTES = ("statistic", "threshold_pct", "near_zero", "direction", "kind", "unit")
+# A drift of exactly the threshold (e.g. an error rate 0.05 → 0.055 % at 10 %) must flag
+# even though (0.055 − 0.05) / 0.05 × 100 is 9.999999999999995 in binary floating point.
+_THRESHOLD_RELATIVE_TOLERANCE = 1e-9
+
+
+def _empty_drift() -> pd.DataFrame:
+    dtypes = {
+        "relative": "bool",
+        "flagged": "bool",
+        **{name: object for name in ("service", "kpi", "statistic", "direction", "kind", "unit")},
+    }
+    return pd.DataFrame(
+        {name: pd.Series(dtype=dtypes.get(name, "float64")) for name in DRIFT_COLUMNS}
+    )
+
+
+def _catalog_frame(kpis: Mapping[str, KpiDefinition]) -> pd.DataFrame:
+    rows = [
+        {"kpi": name, **{attribute: getattr(kpi, attribute) for attribute in _KPI_ATTRIBUTES}}
+        for name, kpi in kpis.items()
+    ]
+    return pd.DataFrame(rows, columns=["kpi", *_KPI_ATTRIBUTES])
+
+
+def _select_statistic(merged: pd.DataFrame, statistic: pd.Series, suffix: str) -> np.ndarray:
+    """Row-wise `merged[statistic[i] + suffix][i]`: each KPI compares its own statistic.
+
+    A statistic missing from the summary gives NaN, and the row is then left out.
+    """
+    selected = np.full(len(merged), np.nan)
+    for name in statistic.unique():
+        column = f"{name}{suffix}"
+        if column in merged.columns:
+            rows = (statistic == name).to_numpy()
+            selected[rows] = merged.loc[rows, column].to_numpy(dtype="float64")
+    return selected
+
+
+def compute_drift(
+    day_stats: pd.DataFrame,
+    baseline_stats: pd.DataFrame,
+    kpis: Mapping[str, KpiDefinition],
+) -> pd.DataFrame:
+    """Drift of each (service, kpi) present in both summaries and in the KPI catalog.
+
+    Inputs are `stats.summarise` frames. Per row, with base/day the KPI's `statistic`:
+
+    - abs_change = day − base
+    - drift_pct = (day − base) / |base| × 100, NaN when |base| < near_zero (`relative` False)
+    - adverse_drift_pct = max(drift_pct, 0) for lower_is_better, max(−drift_pct, 0) for
+      higher_is_better, 0.0 for neutral; NaN when not relative
+    - adverse_change = the same in the KPI's unit (≥ 0; 0.0 for neutral)
+    - flagged = |drift_pct| ≥ threshold_pct when relative, else adverse_change > near_zero
+
+    Rows whose KPI is not in `kpis`, whose statistic is missing or non-finite on either
+    side, or whose change overflows a float, are left out. The result is sorted by service and KPI.
+    """
+    if day_stats.empty or baseline_stats.empty or not kpis:
+        return _empty_drift()
+    keys = ["service", "kpi"]
+    day = day_stats[keys + [c for c in _COMPARABLE if c in day_stats.columns]]
+    base = baseline_stats[keys + [c for c in _COMPARABLE if c in baseline_stats.columns]]
+    merged = day.merge(base, on=keys, how="inner", suffixes=("_day", "_base"))
+    merged = merged.merge(_catalog_frame(kpis), on="kpi", how="inner")
+    if merged.empty:
+        return _empty_drift()
+    statistic = merged["statistic"]
+    observed = _select_statistic(merged, statistic, suffix="_day")
+    baseline = _select_statistic(merged, statistic, suffix="_base")
+    keep = np.isfinite(observed) & np.isfinite(baseline) & np.isfinite(observed - baseline)
+    merged, observed, baseline = (
+        merged.loc[keep].reset_index(drop=True),
+        observed[keep],
+        baseline[keep],
+    )
+
+    near_zero = merged["near_zero"].to_numpy(dtype="float64")
+    threshold_pct = merged["threshold_pct"].to_numpy(dtype="float64")
+    direction = merged["direction"].to_numpy()
+    lower_is_better = direction == "lower_is_better"
+    higher_is_better = direction == "higher_is_better"
+
+    abs_change = observed - baseline
+    magnitude = np.abs(baseline)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        drift_pct = abs_change / magnitude * 100.0
+    relative = (magnitude >= near_zero) & (magnitude > 0) & np.isfinite(drift_pct)
+    drift_pct = np.where(relative, drift_pct, np.nan)
+
+    adverse_sign = np.select([lower_is_better, higher_is_better], [1.0, -1.0], default=0.0)
+    adverse_change = np.maximum(adverse_sign * abs_change, 0.0)
+    adverse_drift_pct = np.where(relative, np.maximum(adverse_sign * drift_pct, 0.0), np.nan)
+
+    with np.errstate(invalid="ignore"):
+        over_threshold = np.abs(drift_pct) >= threshold_pct * (1 - _THRESHOLD_RELATIVE_TOLERANCE)
+    flagged = np.where(relative, over_threshold, adverse_change > near_zero)
+
+    drift = pd.DataFrame(
+        {
+            "service": merged["service"],
+            "kpi": merged["kpi"],
+            "statistic": statistic,
+            "baseline_value": baseline,
+            "observed_value": observed,
+            "abs_change": abs_change,
+            "drift_pct": drift_pct,
+            "relative": relative.astype(bool),
+            "adverse_drift_pct": adverse_drift_pct,
+            "adverse_change": adverse_change,
+            "threshold_pct": threshold_pct,
+            "flagged": flagged.astype(bool),
+            "direction": merged["direction"],
+            "kind": merged["kind"],
+            "unit": merged["unit"],
+        }
+    )
+    return drift.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can
+# open emphasis, code, links, images, HTML, entities, strikethrough or autolinks (`.`, `:`),
+# or end a table cell, inside a label.
+_MARKDOWN_SPECIAL = frozenset("\\`*_[]()<>!|~&.:")
+
+
+def escape_markdown(text: object) -> str:
+    """Text safe inside a GitHub-Markdown table cell: specials escaped, one line.
+
+    Service names come from the metric source's label values, which may contain anything;
+    escaping keeps a label like ``a|b`` or ``<script>`` a literal string in the report.
+    """
+    single_line = " ".join(str(text).split())
+    printable = "".join(ch for ch in single_line if ch.isprintable())
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in printable)
+
+
+def format_value(value: float) -> str:
+    """A number for humans: up to six significant digits, thousands separated when large."""
+    if not math.isfinite(value):
+        return "n/a"
+    if abs(value) >= 1e6:
+        return f"{value:,.0f}"
+    return f"{value:.6g}"
+
+
+def _drift_cell(row: pd.Series) -> str:
+    if row["relative"]:
+        return f"{row['drift_pct']:+.1f} %"
+    change = row["abs_change"]
+    sign = "+" if change >= 0 else "-"
+    return f"n/a (abs {sign}{format_value(abs(change))} {escape_markdown(row['unit'])})"
+
+
+def _flag_cell(row: pd.Series) -> str:
+    if not row["flagged"]:
+        return ""
+    if row["direction"] == "neutral":
+        return "flagged"
+    adverse = row["adverse_change"] > 0
+    return "flagged (adverse)" if adverse else "flagged (better)"
+
+
+def drift_table_markdown(drift: pd.DataFrame, limit: int = 20) -> str:
+    """A GitHub-Markdown table of the drift rows: flagged first, then by |drift|.
+
+    Columns: Service | KPI | Baseline | Observed | Drift | Flag. Rows without a relative
+    drift show "n/a (abs +X unit)"; among flagged rows they sort first, since a change
+    from ~0 is the largest relative move there is. At most `limit` rows are listed; a
+    final line says how many were left out.
+    """
+    header = (
+        "| Service | KPI | Baseline | Observed | Drift | Flag |\n"
+        "| --- | --- | ---: | ---: | ---: | --- |"
+    )
+    if drift.empty:
+        return header + "\n\n_No KPI drift to report._"
+    magnitude = drift["drift_pct"].abs()
+    undefined_rank = np.where(drift["flagged"], np.inf, -1.0)
+    order = drift.assign(
+        _flagged=drift["flagged"].astype(bool),
+        _magnitude=magnitude.fillna(pd.Series(undefined_rank, index=drift.index)),
+    ).sort_values(
+        ["_flagged", "_magnitude", "service", "kpi"],
+        ascending=[False, False, True, True],
+        kind="stable",
+    )
+    shown = order.head(max(limit, 0))
+    lines = [header]
+    for _, row in shown.iterrows():
+        unit = escape_markdown(row["unit"])
+        cells = [
+            escape_markdown(row["service"]),
+            escape_markdown(row["kpi"]),
+            f"{format_value(row['baseline_value'])} {unit}",
+            f"{format_value(row['observed_value'])} {unit}",
+            _drift_cell(row),
+            _flag_cell(row),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    hidden = len(order) - len(shown)
+    if hidden > 0:
+        lines.append(f"\n_{hidden} more row(s) not shown._")
+    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""What every asset shares: resource keys, the store pool, partition resolution."""
+
+import dagster as dg
+
+from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.errors import TarsUserError
+from tars_pipeline.partitions import split_key
+
+# All assets write the one DuckDB file, which allows a single writer: they share one
+# concurrency pool whose limit (dagster.yaml) is 1.
+STORE_POOL = "tars_duckdb"
+GROUP = "post_ga"
+
+
+def release_day(context: dg.AssetExecutionContext, config: TarsConfig) -> tuple[Release, int]:
+    """The release and day of a release x day partition, checked against the window."""
+    release_name, day = split_key(context.partition_key)
+    release = config.release(release_name)
+    if day > release.window_days:
+        raise TarsUserError(
+            f"day {day} is outside release {release.name}'s {release.window_days}-day window",
+            where=f"partition {context.partition_key}",
+            remedy=f"materialize days 0..{release.window_days} only (window_days in tars.yaml)",
+        )
+    return release, day
+
+
+def release_of(context: dg.AssetExecutionContext, config: TarsConfig) -> Release:
+    return config.release(context.partition_key)
+
+
+def kpi_map(config: TarsConfig) -> dict:
+    return {kpi.name: kpi for kpi in config.kpis}

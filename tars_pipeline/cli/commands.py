@@ -1,0 +1,287 @@
+"""Entry points: tars-ga-kpi, tars-stability-monitor, tars-anomaly-detector,
+tars-regression-analyzer, tars-retro. Each materializes assets through `Runner`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tars_pipeline import PHASE, __version__
+from tars_pipeline.cli.runner import RunFailedError, Runner
+from tars_pipeline.config import CONFIG_ENV_VAR, Release, TarsConfig, load_config
+from tars_pipeline.errors import TarsUserError
+from tars_pipeline.store import days_present, open_store
+
+DAILY = ("kpi_samples", "anomaly_events", "daily_summary")
+EPILOG = (
+    "Configuration: --config PATH, else $TARS_CONFIG, else ./tars.yaml (docs/configuration.md). "
+    "Runs are recorded in the Dagster instance at $DAGSTER_HOME (default "
+    "<data_dir>/dagster_home); open it with `make dev`. Exit status: 0 ok, 1 run failed, "
+    "2 bad input."
+)
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EPILOG)
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"tars.yaml to use (default ${CONFIG_ENV_VAR} or ./tars.yaml)",
+    )
+    parser.add_argument(
+        "--release",
+        metavar="NAME",
+        help="release to work on (default: the only release, else the latest GA date)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="write this command's outputs into DIR (default <output_dir>/<release>/)",
+    )
+    return parser
+
+
+def _release(config: TarsConfig, name: str | None) -> Release:
+    if name:
+        return config.release(name)
+    return max(config.releases, key=lambda release: release.ga_date)
+
+
+def _stored_days(runner: Runner, release: Release, table: str) -> list[int]:
+    with open_store(runner.resources["duckdb"]) as conn:
+        return days_present(conn, table, release.name)
+
+
+def _show_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser):
+    def entry(argv: Sequence[str] | None = None) -> int:
+        args = parser.parse_args(argv)
+        try:
+            return body(args)
+        except TarsUserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return TarsUserError.exit_code
+        except RunFailedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    def console_script() -> None:
+        sys.exit(entry())
+
+    console_script.run = entry  # type: ignore[attr-defined]
+    return console_script
+
+
+def _setup(args: argparse.Namespace) -> tuple[Release, Runner]:
+    config = load_config(args.config)
+    release = _release(config, args.release)
+    return release, Runner(config, output_dir=args.output_dir)
+
+
+# --- tars-ga-kpi -----------------------------------------------------------------------
+
+_ga_parser = _parser(
+    "tars-ga-kpi",
+    "Day 0 (GA day): capture the baseline — fetch the GA day's KPI samples, compute the "
+    "baseline statistics and write ga_kpi_summary.json (and day_00_summary.json).",
+)
+
+
+def _ga_kpi(args: argparse.Namespace) -> int:
+    release, runner = _setup(args)
+    runner.day(release, 0, ("kpi_samples", "anomaly_events"))
+    result = runner.release_level(release, ("baseline",))
+    runner.day(release, 0, ("daily_summary",))
+    meta = runner.metadata(result, "baseline")
+    print(
+        f"Baseline captured for {release.name} (GA {release.ga_date}, {release.timezone}): "
+        f"{meta.get('series', 0)} series, {meta.get('samples', 0)} samples"
+    )
+    print(f"  -> {_show_path(runner.output_folder(release) / 'ga_kpi_summary.json')}")
+    return 0
+
+
+ga_kpi = _main(_ga_kpi, _ga_parser)
+
+
+# --- tars-stability-monitor ------------------------------------------------------------
+
+_stability_parser = _parser(
+    "tars-stability-monitor",
+    "Days 1..N: summarise one day against the GA baseline — drift per KPI, SLO status, "
+    "cost, anomalies and the 0-100 health score — and write day_NN_summary.json.",
+)
+_stability_parser.add_argument(
+    "--day-number",
+    type=int,
+    metavar="N",
+    help="day after GA to summarise (default: the day ending today in the release timezone)",
+)
+
+
+def _today_day(release: Release) -> int:
+    today = dt.datetime.now(release.tz).date()
+    return (today - release.ga_date).days
+
+
+def _stability_monitor(args: argparse.Namespace) -> int:
+    release, runner = _setup(args)
+    day = args.day_number if args.day_number is not None else _today_day(release)
+    if not 0 <= day <= release.window_days:
+        raise TarsUserError(
+            f"day {day} is outside release {release.name}'s window (0..{release.window_days})",
+            where="--day-number",
+            remedy=f"pass --day-number between 1 and {release.window_days}",
+        )
+    result = runner.day(release, day, DAILY)
+    meta = runner.metadata(result, "daily_summary")
+    print(
+        f"{release.name} day {day} ({release.day_date(day)}): health {meta.get('health_score')} "
+        f"({meta.get('health_band')}), {meta.get('flagged_kpis', 0)} KPI drift(s) flagged, "
+        f"{meta.get('anomalies', 0)} anomalies, {meta.get('slo_breaches', 0)} SLO breach(es)"
+    )
+    print(f"  -> {_show_path(runner.output_folder(release) / f'day_{day:02d}_summary.json')}")
+    return 0
+
+
+stability_monitor = _main(_stability_monitor, _stability_parser)
+
+
+# --- tars-anomaly-detector -------------------------------------------------------------
+
+_anomaly_parser = _parser(
+    "tars-anomaly-detector",
+    "Detect anomalies with EWMA + z-score on the stored days (or one --day-number) and "
+    "write anomaly_events.json with z-scores and timestamps.",
+)
+_anomaly_parser.add_argument(
+    "--z-threshold",
+    type=float,
+    metavar="Z",
+    help="flag samples with |z| >= Z (default thresholds.z_threshold, 3.0)",
+)
+_anomaly_parser.add_argument(
+    "--day-number", type=int, metavar="N", help="only this day (fetching its samples if needed)"
+)
+
+
+def _anomaly_detector(args: argparse.Namespace) -> int:
+    release, runner = _setup(args)
+    if args.z_threshold is not None and args.z_threshold <= 0:
+        raise TarsUserError("must be a positive number", where="--z-threshold")
+    stored = _stored_days(runner, release, "samples")
+    days = [args.day_number] if args.day_number is not None else stored
+    if not days:
+        raise TarsUserError(
+            f"no samples stored for release {release.name}",
+            where="tars-anomaly-detector",
+            remedy="run tars-ga-kpi / tars-stability-monitor first, or pass --day-number N",
+        )
+    run_config = (
+        {"ops": {"anomaly_events": {"config": {"z_threshold": args.z_threshold}}}}
+        if args.z_threshold is not None
+        else None
+    )
+    total = 0
+    for day in days:
+        if not 0 <= day <= release.window_days:
+            raise TarsUserError(
+                f"day {day} is outside the window 0..{release.window_days}", where="--day-number"
+            )
+        selection = ("anomaly_events",) if day in stored else ("kpi_samples", "anomaly_events")
+        result = runner.day(release, day, selection, run_config=run_config)
+        total += int(runner.metadata(result, "anomaly_events").get("events", 0))
+    threshold = args.z_threshold or runner.config.thresholds.z_threshold
+    print(
+        f"{release.name}: {total} anomaly event(s) with |z| >= {threshold} on day(s) "
+        f"{', '.join(str(d) for d in days)}"
+    )
+    print(f"  -> {_show_path(runner.output_folder(release) / 'anomaly_events.json')}")
+    return 0
+
+
+anomaly_detector = _main(_anomaly_detector, _anomaly_parser)
+
+
+# --- tars-regression-analyzer ----------------------------------------------------------
+
+_regression_parser = _parser(
+    "tars-regression-analyzer",
+    "Day 7: rank regressions over the whole window (Mann-Whitney U against the baseline, "
+    "severity by drift and SLO impact) and write regression_summary.json.",
+)
+
+
+def _regression_analyzer(args: argparse.Namespace) -> int:
+    release, runner = _setup(args)
+    result = runner.release_level(release, ("regression_summary",))
+    meta = runner.metadata(result, "regression_summary")
+    print(
+        f"{release.name}: {meta.get('degradations', 0)} degradation(s), "
+        f"{meta.get('unexpected_drifts', 0)} unexpected drift(s) over days "
+        f"{meta.get('days_analysed', '?')}"
+    )
+    print(f"  -> {_show_path(runner.output_folder(release) / 'regression_summary.json')}")
+    return 0
+
+
+regression_analyzer = _main(_regression_analyzer, _regression_parser)
+
+
+# --- tars-retro ------------------------------------------------------------------------
+
+_retro_parser = _parser(
+    "tars-retro",
+    "Day 7: write the retrospective (GA_7DAY_RETROSPECTIVE.md and .json) from the stored "
+    "week. With --auto, first materialize whatever the week is missing.",
+)
+_retro_parser.add_argument(
+    "--auto",
+    action="store_true",
+    help="materialize missing days, the baseline and the regression summary first",
+)
+_retro_parser.add_argument(
+    "--version", action="version", version=f"T.A.R.S. Observability v{__version__} ({PHASE})"
+)
+
+
+def _retro(args: argparse.Namespace) -> int:
+    release, runner = _setup(args)
+    if args.auto:
+        if 0 not in _stored_days(runner, release, "baseline_stats"):
+            if 0 not in _stored_days(runner, release, "samples"):
+                runner.day(release, 0, ("kpi_samples", "anomaly_events"))
+            runner.release_level(release, ("baseline",))
+        summarised = set(_stored_days(runner, release, "daily_stats"))
+        sampled = set(_stored_days(runner, release, "samples"))
+        for day in release.days:
+            if day in summarised:
+                continue
+            selection = DAILY if day not in sampled else ("anomaly_events", "daily_summary")
+            runner.day(release, day, selection)
+    result = runner.release_level(release, ("regression_summary", "retrospective"))
+    meta = runner.metadata(result, "retrospective")
+    folder = runner.output_folder(release)
+    print(
+        f"{release.name} retrospective: {meta.get('degradations', 0)} degradation(s), "
+        f"{meta.get('recommendations', 0)} recommendation(s), "
+        f"{meta.get('action_items', 0)} action item(s)"
+    )
+    for name in ("GA_7DAY_RETROSPECTIVE.md", "GA_7DAY_RETROSPECTIVE.json"):
+        print(f"  -> {_show_path(folder / name)}")
+    return 0
+
+
+retro = _main(_retro, _retro_parser)

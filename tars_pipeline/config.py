@@ -1,0 +1,444 @@
+"""`tars.yaml`: the one configuration file, validated into typed models with defaults.
+
+Configuration is data: the KPI catalog, thresholds, SLOs and the metric source live here,
+not as constants in the analytics. Relative paths in the file are resolved against the
+file's own directory, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tars_pipeline.errors import TarsUserError
+
+CONFIG_ENV_VAR = "TARS_CONFIG"
+DEFAULT_CONFIG_NAME = "tars.yaml"
+MAX_WINDOW_DAYS = 30
+
+Direction = Literal["lower_is_better", "higher_is_better", "neutral"]
+KpiKind = Literal["user_facing", "resource", "cost"]
+Statistic = Literal["mean", "p50", "p95", "p99", "max", "min"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KpiDefinition(_Model):
+    """One key performance indicator: what to query and how to judge it."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    title: str
+    unit: str
+    direction: Direction
+    kind: KpiKind
+    query: str = Field(
+        default="",
+        description="PromQL template; {service} is replaced by the escaped service name.",
+    )
+    statistic: Statistic = Field(
+        default="mean", description="Which daily statistic drift compares with the baseline's."
+    )
+    threshold_pct: Annotated[float, Field(gt=0)] = 10.0
+    degradation_threshold_pct: Annotated[float | None, Field(gt=0)] = Field(
+        default=None,
+        description="Adverse drift that makes a regression; defaults to threshold_pct for "
+        "user-facing KPIs and to unexpected_drift_max_pct for resource and cost KPIs.",
+    )
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    near_zero: Annotated[float, Field(ge=0)] = Field(
+        default=1e-9,
+        description="A baseline with |value| below this is treated as zero: drift is "
+        "reported as an absolute change, never as a percentage.",
+    )
+    resource_type: str | None = Field(
+        default=None, description="For cost KPIs: compute, memory, storage or network."
+    )
+    fail_on_missing_data: bool = False
+
+
+class SloDefinition(_Model):
+    """A service level objective on one KPI.
+
+    `ratio`: the KPI is a percentage of good (higher_is_better, e.g. availability) or bad
+    (lower_is_better, e.g. error rate) events; `target_pct` is the share of good events.
+    `threshold`: a sample is good when the KPI is on the right side of `objective`;
+    `target_pct` is the share of good samples (a time-slice SLO).
+    """
+
+    name: str
+    kpi: str
+    sli: Literal["ratio", "threshold"] = "ratio"
+    target_pct: Annotated[float, Field(gt=0, lt=100)]
+    objective: float | None = None
+    period_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+    @model_validator(mode="after")
+    def _threshold_needs_objective(self) -> SloDefinition:
+        if self.sli == "threshold" and self.objective is None:
+            raise ValueError("a threshold SLO needs 'objective' (the KPI value that is good)")
+        return self
+
+
+class Release(_Model):
+    """A release under watch: Day 0 is the GA date in the release's timezone."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)]
+    ga_date: dt.date
+    timezone: str = "UTC"
+    window_days: Annotated[int, Field(ge=1, le=MAX_WINDOW_DAYS)] = 7
+    services: tuple[str, ...] = ()
+    previous_release: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown IANA timezone {value!r} (e.g. 'UTC', 'Europe/Berlin')"
+            ) from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def day_date(self, day: int) -> dt.date:
+        return self.ga_date + dt.timedelta(days=day)
+
+    def day_bounds(self, day: int) -> tuple[dt.datetime, dt.datetime]:
+        """The day's data window: that calendar day in the release timezone, in UTC."""
+        date = self.day_date(day)
+        start = dt.datetime.combine(date, dt.time(0), tzinfo=self.tz)
+        end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
+        return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+    @property
+    def days(self) -> range:
+        return range(self.window_days + 1)
+
+
+class SnapshotSourceConfig(_Model):
+    type: Literal["snapshot"] = "snapshot"
+    path: Path
+
+
+class PrometheusSourceConfig(_Model):
+    type: Literal["prometheus"] = "prometheus"
+    url: str
+    service_label: str = "service"
+
+
+class Thresholds(_Model):
+    drift_pct: Annotated[float, Field(gt=0)] = 10.0
+    unexpected_drift_max_pct: Annotated[float, Field(gt=0)] = 30.0
+    z_threshold: Annotated[float, Field(gt=0)] = 3.0
+    ewma_span: Annotated[int, Field(ge=2)] = 60
+    warmup_samples: Annotated[int, Field(ge=0)] = 60
+    p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    slo_well_inside_utilisation: Annotated[float, Field(gt=0, le=1)] = 0.5
+    anomaly_severity_z: dict[str, float] = Field(
+        default_factory=lambda: {"medium": 4.0, "high": 6.0, "critical": 10.0},
+        description="|z| from which an anomaly event is medium/high/critical (else low).",
+    )
+
+
+class HealthConfig(_Model):
+    zero_score_multiple: Annotated[float, Field(gt=1)] = 5.0
+    slo_breach_cap: Annotated[float, Field(ge=0, le=100)] = 40.0
+    anomaly_penalty_per_event: dict[str, float] = Field(
+        default_factory=lambda: {"low": 0.5, "medium": 1.0, "high": 3.0, "critical": 5.0}
+    )
+    anomaly_penalty_cap: Annotated[float, Field(ge=0, le=100)] = 20.0
+    undefined_drift_score: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=50.0,
+        description="Score of a KPI whose baseline is ~0 and that moved the bad way "
+        "(relative drift undefined).",
+    )
+    bands: dict[str, float] = Field(
+        default_factory=lambda: {"healthy": 90.0, "watch": 75.0, "degraded": 50.0, "critical": 0.0}
+    )
+
+
+class CostConfig(_Model):
+    days_per_month: Annotated[float, Field(gt=0)] = 30.0
+    low_utilisation_pct: Annotated[float, Field(gt=0, lt=100)] = 40.0
+
+
+def default_kpis() -> list[KpiDefinition]:
+    """The SPEC §2 catalog, in PromQL over the conventional metric names."""
+    sel = 'service="{service}"'
+    req = f"sum(rate(http_requests_total{{{sel}}}[5m]))"
+    err = f'sum(rate(http_requests_total{{{sel},code=~"5.."}}[5m]))'
+
+    def quantile(q: str) -> str:
+        return (
+            f"1000 * histogram_quantile({q}, sum by (le) "
+            f"(rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))"
+        )
+
+    def cost(resource: str, title: str, metric: str) -> KpiDefinition:
+        return KpiDefinition(
+            name=f"cost_{resource}",
+            title=title,
+            unit="USD/h",
+            direction="lower_is_better",
+            kind="cost",
+            resource_type=resource,
+            weight=0.25,
+            query=f"sum({metric}{{{sel}}})",
+        )
+
+    return [
+        KpiDefinition(
+            name="availability",
+            title="Availability",
+            unit="%",
+            direction="higher_is_better",
+            kind="user_facing",
+            threshold_pct=0.1,
+            weight=3.0,
+            query=f"100 * (1 - {err} / {req})",
+        ),
+        KpiDefinition(
+            name="error_rate",
+            title="Error rate",
+            unit="%",
+            direction="lower_is_better",
+            kind="user_facing",
+            weight=2.0,
+            near_zero=1e-6,
+            query=f"100 * {err} / {req}",
+        ),
+        KpiDefinition(
+            name="throughput",
+            title="Throughput",
+            unit="req/s",
+            direction="neutral",
+            kind="user_facing",
+            weight=1.0,
+            query=req,
+        ),
+        KpiDefinition(
+            name="latency_p50",
+            title="Latency p50",
+            unit="ms",
+            direction="lower_is_better",
+            kind="user_facing",
+            weight=1.0,
+            query=quantile("0.50"),
+        ),
+        KpiDefinition(
+            name="latency_p95",
+            title="Latency p95",
+            unit="ms",
+            direction="lower_is_better",
+            kind="user_facing",
+            weight=1.5,
+            query=quantile("0.95"),
+        ),
+        KpiDefinition(
+            name="latency_p99",
+            title="Latency p99",
+            unit="ms",
+            direction="lower_is_better",
+            kind="user_facing",
+            weight=2.0,
+            query=quantile("0.99"),
+        ),
+        KpiDefinition(
+            name="cpu_utilization",
+            title="CPU utilisation",
+            unit="%",
+            direction="lower_is_better",
+            kind="resource",
+            weight=1.0,
+            query=f"100 * avg(rate(process_cpu_seconds_total{{{sel}}}[5m]))",
+        ),
+        KpiDefinition(
+            name="memory_utilization",
+            title="Memory utilisation",
+            unit="%",
+            direction="lower_is_better",
+            kind="resource",
+            weight=1.0,
+            query=(
+                f"100 * sum(container_memory_working_set_bytes{{{sel}}}) / "
+                f"sum(container_spec_memory_limit_bytes{{{sel}}})"
+            ),
+        ),
+        cost("compute", "Compute cost", "node_cpu_hourly_cost"),
+        cost("memory", "Memory cost", "node_ram_hourly_cost"),
+        cost("storage", "Storage cost", "pv_hourly_cost"),
+        cost("network", "Network cost", "network_hourly_cost"),
+    ]
+
+
+def default_slos() -> list[SloDefinition]:
+    return [
+        SloDefinition(name="availability", kpi="availability", sli="ratio", target_pct=99.9),
+        SloDefinition(name="error_rate", kpi="error_rate", sli="ratio", target_pct=99.0),
+        SloDefinition(
+            name="latency_p99", kpi="latency_p99", sli="threshold", objective=200.0, target_pct=99.0
+        ),
+    ]
+
+
+class TarsConfig(_Model):
+    """The validated contents of `tars.yaml`."""
+
+    config_path: Path | None = Field(default=None, exclude=True)
+    data_dir: Path = Path(".tars")
+    output_dir: Path = Path("test_output")
+    store_path: Path | None = Field(
+        default=None, description="DuckDB file; default <data_dir>/tars.duckdb"
+    )
+    step_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    source: Annotated[SnapshotSourceConfig | PrometheusSourceConfig, Field(discriminator="type")]
+    releases: tuple[Release, ...]
+    kpis: tuple[KpiDefinition, ...] = Field(default_factory=lambda: tuple(default_kpis()))
+    slos: tuple[SloDefinition, ...] = Field(default_factory=lambda: tuple(default_slos()))
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TarsConfig:
+        names = [release.name for release in self.releases]
+        if not names:
+            raise ValueError("releases: list at least one release")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"releases: duplicate release name(s) {duplicates}")
+        # KPIs that do not set their own threshold follow thresholds.drift_pct.
+        kpis = tuple(
+            kpi
+            if "threshold_pct" in kpi.model_fields_set
+            else kpi.model_copy(update={"threshold_pct": self.thresholds.drift_pct})
+            for kpi in self.kpis
+        )
+        object.__setattr__(self, "kpis", kpis)
+        kpi_names = {kpi.name for kpi in self.kpis}
+        for slo in self.slos:
+            if slo.kpi not in kpi_names:
+                raise ValueError(f"slos: SLO {slo.name!r} names unknown KPI {slo.kpi!r}")
+        return self
+
+    @property
+    def store_file(self) -> Path:
+        return self.store_path or self.data_dir / "tars.duckdb"
+
+    @property
+    def max_window_days(self) -> int:
+        return max(release.window_days for release in self.releases)
+
+    def kpi(self, name: str) -> KpiDefinition:
+        for kpi in self.kpis:
+            if kpi.name == name:
+                return kpi
+        raise KeyError(name)
+
+    def release(self, name: str) -> Release:
+        for release in self.releases:
+            if release.name == name:
+                return release
+        known = ", ".join(r.name for r in self.releases)
+        raise TarsUserError(
+            f"release {name!r} is not in the config (known: {known})",
+            where=str(self.config_path or DEFAULT_CONFIG_NAME),
+            remedy="add it under 'releases:' or pass one of the known names",
+        )
+
+    def slos_for(self, kpi_name: str) -> list[SloDefinition]:
+        return [slo for slo in self.slos if slo.kpi == kpi_name]
+
+    def degradation_threshold_pct(self, kpi: KpiDefinition) -> float:
+        if kpi.degradation_threshold_pct is not None:
+            return kpi.degradation_threshold_pct
+        if kpi.kind == "user_facing":
+            return kpi.threshold_pct
+        return self.thresholds.unexpected_drift_max_pct
+
+
+def _merge_kpis(overrides: list[Any]) -> list[dict[str, Any]]:
+    """Entries naming a default KPI override its fields; other entries add new KPIs."""
+    merged = {kpi.name: kpi.model_dump(exclude_unset=True) for kpi in default_kpis()}
+    for entry in overrides:
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ValueError("each entry under 'kpis:' must be a mapping with a 'name'")
+        name = entry["name"]
+        merged[name] = {**merged.get(name, {}), **entry}
+    return list(merged.values())
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"] if part != "function-after")
+        message = item["msg"].removeprefix("Value error, ")
+        got = item.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        lines.append(f"{location or '<top level>'}: {message}{shown}")
+    return "\n  ".join(lines)
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    return Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> TarsConfig:
+    """Read and validate `tars.yaml` (from `path`, `$TARS_CONFIG` or ./tars.yaml)."""
+    config_path = resolve_config_path(path)
+    where = str(config_path)
+    if not config_path.is_file():
+        raise TarsUserError(
+            "configuration file not found",
+            where=where,
+            remedy=f"pass --config PATH or set {CONFIG_ENV_VAR}; see docs/configuration.md",
+        )
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, ValueError) as error:
+        # PyYAML raises ValueError for impossible dates such as 2026-13-01.
+        raise TarsUserError(
+            f"not valid YAML: {error}", where=where, remedy="dates are YYYY-MM-DD"
+        ) from None
+    if not isinstance(raw, dict):
+        raise TarsUserError("expected a mapping of settings at the top level", where=where)
+    base = config_path.resolve().parent
+    try:
+        if "kpis" in raw:
+            raw["kpis"] = _merge_kpis(raw["kpis"] or [])
+        config = TarsConfig.model_validate({**raw, "config_path": config_path.resolve()})
+    except ValidationError as error:
+        raise TarsUserError(
+            "invalid configuration:\n  " + _format_validation_error(error),
+            where=where,
+            remedy="fix the field(s) named above; docs/configuration.md lists every setting",
+        ) from None
+    except ValueError as error:
+        raise TarsUserError(str(error), where=where) from None
+    return _resolve_paths(config, base)
+
+
+def _resolve_paths(config: TarsConfig, base: Path) -> TarsConfig:
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else (path if path.is_absolute() else base / path)
+
+    updates: dict[str, Any] = {
+        "data_dir": absolute(config.data_dir),
+        "output_dir": absolute(config.output_dir),
+        "store_path": absolute(config.store_path),
+    }
+    if isinstance(config.source, SnapshotSourceConfig):
+        updates["source"] = config.source.model_copy(update={"path": absolute(config.source.path)})
+    return config.model_copy(update=updates)

@@ -1,0 +1,1 @@
+"""Outputs: the JSON files, the retrospective data model and its Markdown rendering."""

@@ -1,0 +1,17 @@
+"""Escaping for text that comes from a metric source (service and KPI names, labels).
+
+A label value can hold anything; rendered unescaped it could break a Markdown table,
+inject HTML or ping a Slack channel. Every template filter goes through here.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
+
+
+def markdown(text: object) -> str:
+    """Inline Markdown: special characters backslash-escaped, newlines folded."""
+    flat = " ".join(str(text).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)

@@ -1,0 +1,135 @@
+"""The per-step JSON outputs named by the seed: ga_kpi_summary, day_NN_summary,
+anomaly_events. Each is a plain dict (JSON-ready through `jsonio`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from tars_pipeline import __version__
+from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.reporting.escape import markdown
+
+SCHEMA_VERSION = "1.0"
+
+
+def _header(release: Release) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator": f"tars-observability {__version__}",
+        "release": {
+            "name": release.name,
+            "ga_date": release.ga_date.isoformat(),
+            "timezone": release.timezone,
+            "window_days": release.window_days,
+        },
+    }
+
+
+def _round(value: Any, digits: int = 4) -> Any:
+    return round(float(value), digits) if pd.notna(value) else None
+
+
+def ga_kpi_summary(release: Release, config: TarsConfig, stats: pd.DataFrame) -> dict[str, Any]:
+    """Day 0: the baseline every later day is judged against."""
+    start, end = release.day_bounds(0)
+    rows = []
+    for record in stats.sort_values(["service", "kpi"]).to_dict(orient="records"):
+        kpi = config.kpi(record["kpi"]) if record["kpi"] in {k.name for k in config.kpis} else None
+        rows.append(
+            {
+                "service": record["service"],
+                "kpi": record["kpi"],
+                "unit": kpi.unit if kpi else None,
+                "direction": kpi.direction if kpi else None,
+                "kind": kpi.kind if kpi else None,
+                **{
+                    column: _round(record[column])
+                    for column in ("mean", "p50", "p95", "p99", "min", "max", "stddev")
+                },
+                "sample_count": int(record["sample_count"]),
+            }
+        )
+    return {
+        **_header(release),
+        "day": 0,
+        "window": {"start": start.isoformat(), "end": end.isoformat()},
+        "step_seconds": config.step_seconds,
+        "services": sorted(stats["service"].unique().tolist()),
+        "baseline": rows,
+    }
+
+
+def baseline_markdown(stats: pd.DataFrame, config: TarsConfig) -> str:
+    units = {kpi.name: kpi.unit for kpi in config.kpis}
+    lines = [
+        "| Service | KPI | Mean | p95 | p99 | Samples |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in stats.sort_values(["service", "kpi"]).itertuples():
+        unit = units.get(row.kpi, "")
+        lines.append(
+            f"| {markdown(row.service)} | {markdown(row.kpi)} | {row.mean:.4g} {unit} | "
+            f"{row.p95:.4g} | {row.p99:.4g} | {row.sample_count} |"
+        )
+    return "\n".join(lines)
+
+
+def day_summary(
+    release: Release,
+    day: int,
+    *,
+    health: dict[str, Any],
+    drift: pd.DataFrame,
+    slo: pd.DataFrame,
+    cost: pd.DataFrame,
+    anomalies: pd.DataFrame,
+) -> dict[str, Any]:
+    """One day: drift vs baseline per KPI, health score with contributions, SLOs, cost."""
+    start, end = release.day_bounds(day)
+    drift_rows = drift.sort_values(["service", "kpi"])[
+        [
+            "service",
+            "kpi",
+            "statistic",
+            "baseline_value",
+            "observed_value",
+            "abs_change",
+            "drift_pct",
+            "adverse_drift_pct",
+            "threshold_pct",
+            "flagged",
+        ]
+    ]
+    return {
+        **_header(release),
+        "day": day,
+        "date": release.day_date(day).isoformat(),
+        "window": {"start": start.isoformat(), "end": end.isoformat()},
+        "health": health,
+        "drift": drift_rows,
+        "flagged": int(drift["flagged"].sum()) if len(drift) else 0,
+        "slo": slo,
+        "cost_usd": {
+            "total": round(float(cost["cost_usd"].sum()), 2) if len(cost) else 0.0,
+            "by_resource": {
+                resource: round(float(value), 2)
+                for resource, value in cost.groupby("resource_type")["cost_usd"].sum().items()
+            }
+            if len(cost)
+            else {},
+        },
+        "anomaly_count": len(anomalies),
+    }
+
+
+def anomaly_events_doc(release: Release, events: pd.DataFrame, z_threshold: float) -> dict:
+    ordered = events.sort_values(["day", "start"]) if len(events) else events
+    return {
+        **_header(release),
+        "z_threshold": z_threshold,
+        "days": sorted({int(d) for d in events["day"]}) if len(events) else [],
+        "count": len(events),
+        "events": ordered,
+    }

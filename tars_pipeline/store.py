@@ -1,0 +1,202 @@
+"""The DuckDB store: this module owns the schema and the replace-a-partition transaction.
+
+Every table carries `release` and `day`. Materializing a partition replaces exactly that
+partition's rows in every table the asset writes, inside one transaction, so re-running a
+day never duplicates or loses rows and a failed run leaves the previous rows intact.
+Values are always bound as parameters; table and column names come only from `TABLES`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+SCHEMA_VERSION = 1
+
+_STATS = (
+    "mean DOUBLE, p50 DOUBLE, p95 DOUBLE, p99 DOUBLE, min DOUBLE, max DOUBLE, "
+    "stddev DOUBLE, sample_count BIGINT"
+)
+
+# table name -> column definitions (after the leading `release VARCHAR, day INTEGER`).
+TABLES: dict[str, str] = {
+    "samples": "service VARCHAR, kpi VARCHAR, ts TIMESTAMPTZ, value DOUBLE",
+    "coverage": "service VARCHAR, kpi VARCHAR, expected_points BIGINT, points BIGINT",
+    "baseline_stats": f"service VARCHAR, kpi VARCHAR, {_STATS}",
+    "baseline_profile": (
+        "service VARCHAR, kpi VARCHAR, hour INTEGER, mean DOUBLE, stddev DOUBLE, "
+        "sample_count BIGINT"
+    ),
+    "daily_stats": f"service VARCHAR, kpi VARCHAR, {_STATS}",
+    "drift": (
+        "service VARCHAR, kpi VARCHAR, statistic VARCHAR, baseline_value DOUBLE, "
+        "observed_value DOUBLE, abs_change DOUBLE, drift_pct DOUBLE, relative BOOLEAN, "
+        "adverse_drift_pct DOUBLE, adverse_change DOUBLE, threshold_pct DOUBLE, "
+        "flagged BOOLEAN"
+    ),
+    "slo_daily": (
+        "service VARCHAR, slo VARCHAR, kpi VARCHAR, bad_fraction DOUBLE, burn_rate DOUBLE, "
+        "utilisation DOUBLE, compliant BOOLEAN, breached BOOLEAN, sample_count BIGINT"
+    ),
+    "cost_daily": "service VARCHAR, resource_type VARCHAR, cost_usd DOUBLE",
+    "health": ("score DOUBLE, band VARCHAR, weighted_kpi_score DOUBLE, anomaly_penalty DOUBLE"),
+    "health_contributions": (
+        "service VARCHAR, kpi VARCHAR, adverse_drift_pct DOUBLE, kpi_score DOUBLE, "
+        "weight DOUBLE, slo_breached BOOLEAN, weighted_points DOUBLE"
+    ),
+    "anomaly_events": (
+        'service VARCHAR, kpi VARCHAR, start TIMESTAMPTZ, "end" TIMESTAMPTZ, '
+        "peak_ts TIMESTAMPTZ, peak_z DOUBLE, peak_value DOUBLE, expected_value DOUBLE, "
+        "direction VARCHAR, severity VARCHAR, points BIGINT"
+    ),
+    # Whole analysis documents (regression summary, retrospective) as JSON, one per
+    # release-day-kind; `day` is the last day of the window they cover.
+    "documents": "kind VARCHAR, body JSON",
+}
+
+
+def _column_names(table: str) -> list[str]:
+    names = ["release", "day"]
+    for definition in TABLES[table].split(", "):
+        names.append(definition.split(" ")[0].strip('"'))
+    return names
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS tars_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    row = conn.execute("SELECT value FROM tars_meta WHERE key = 'schema_version'").fetchone()
+    if row is not None and int(row[0]) != SCHEMA_VERSION:
+        raise RuntimeError(
+            f"store schema version {row[0]} does not match this TARS ({SCHEMA_VERSION}); "
+            "move the old DuckDB file aside or re-run the week into a new store_path"
+        )
+    for table, columns in TABLES.items():
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (release VARCHAR NOT NULL, "
+            f"day INTEGER NOT NULL, {columns})"
+        )
+    conn.execute(
+        "INSERT OR REPLACE INTO tars_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+    )
+
+
+@contextmanager
+def open_store(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection through dagster-duckdb's resource, with the schema in place.
+
+    DuckDB allows one writing process per file: runs are serialised by the Dagster
+    instance's concurrency settings (dagster.yaml), and the resource retries with backoff
+    while another process (a CLI run overlapping a UI run) holds the lock.
+    """
+    if resource.database != ":memory:":
+        Path(resource.database).parent.mkdir(parents=True, exist_ok=True)
+    with resource.get_connection() as conn:
+        try:
+            ensure_schema(conn)
+            yield conn
+        finally:
+            conn.close()
+
+
+def replace_partition(
+    conn: duckdb.DuckDBPyConnection,
+    release: str,
+    day: int,
+    frames: Mapping[str, pd.DataFrame],
+) -> dict[str, int]:
+    """Replace one (release, day) partition's rows in each table, all in one transaction."""
+    written: dict[str, int] = {}
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for table, frame in frames.items():
+            columns = _column_names(table)
+            conn.execute(f"DELETE FROM {table} WHERE release = ? AND day = ?", [release, day])
+            if len(frame):
+                incoming = frame.assign(release=release, day=day)[columns]
+                conn.register("incoming", incoming)
+                try:
+                    conn.execute(
+                        f"INSERT INTO {table} ({_quoted(columns)}) "
+                        f"SELECT {_quoted(columns)} FROM incoming"
+                    )
+                finally:
+                    conn.unregister("incoming")
+            written[table] = len(frame)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return written
+
+
+def replace_document(
+    conn: duckdb.DuckDBPyConnection, release: str, day: int, kind: str, body: Any
+) -> None:
+    frame = pd.DataFrame({"kind": [kind], "body": [json.dumps(body, allow_nan=False)]})
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("DELETE FROM documents WHERE release = ? AND kind = ?", [release, kind])
+        conn.execute(
+            "INSERT INTO documents (release, day, kind, body) VALUES (?, ?, ?, ?)",
+            [release, day, kind, frame.loc[0, "body"]],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def read_document(conn: duckdb.DuckDBPyConnection, release: str, kind: str) -> Any | None:
+    row = conn.execute(
+        "SELECT body FROM documents WHERE release = ? AND kind = ?", [release, kind]
+    ).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def read_table(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    release: str,
+    days: list[int] | None = None,
+) -> pd.DataFrame:
+    """Rows of one release (optionally some days), ordered by day."""
+    if table not in TABLES:
+        raise KeyError(table)
+    columns = _quoted(_column_names(table))
+    if days is None:
+        query = f"SELECT {columns} FROM {table} WHERE release = ? ORDER BY day"
+        return conn.execute(query, [release]).df()
+    query = (
+        f"SELECT {columns} FROM {table} WHERE release = ? AND list_contains(?, day) ORDER BY day"
+    )
+    return conn.execute(query, [release, days]).df()
+
+
+def days_present(conn: duckdb.DuckDBPyConnection, table: str, release: str) -> list[int]:
+    if table not in TABLES:
+        raise KeyError(table)
+    rows = conn.execute(
+        f"SELECT DISTINCT day FROM {table} WHERE release = ? ORDER BY day", [release]
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def partition_row_counts(conn: duckdb.DuckDBPyConnection, release: str) -> dict[str, int]:
+    """Rows per table for one release: what tests compare before and after a re-run."""
+    return {
+        table: int(
+            conn.execute(f"SELECT count(*) FROM {table} WHERE release = ?", [release]).fetchone()[0]
+        )
+        for table in TABLES
+    }

@@ -1,0 +1,236 @@
+"""Anomaly events: what the EWMA z-score sees in a KPI series, and what it must not see."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from tars_pipeline.analytics.anomaly import (
+    EVENT_COLUMNS,
+    RELATIVE_STDDEV_FLOOR,
+    detect_anomalies,
+    ewma_zscores,
+    robust_zscores,
+    severity_for,
+)
+from tars_pipeline.sources.base import empty_samples
+
+SEVERITY_Z = {"medium": 4.0, "high": 6.0, "critical": 10.0}
+
+
+def _reference_ewma(values: np.ndarray, span: int, warmup: int):
+    """The West/Finch recurrence, one sample at a time, exactly as the docstring states it."""
+    alpha = 2.0 / (span + 1.0)
+    mean, var = values[0], 0.0
+    expected, stddev, z = [], [], []
+    for index, value in enumerate(values):
+        expected.append(mean)
+        stddev.append(np.sqrt(var))
+        diff = value - mean
+        spread = max(np.sqrt(var), RELATIVE_STDDEV_FLOOR * max(abs(mean), abs(value)))
+        judged = index >= max(warmup, 1) and spread > 0
+        z.append(diff / spread if judged else 0.0)
+        increment = alpha * diff
+        mean += increment
+        var = (1.0 - alpha) * (var + diff * increment)
+    return np.array(expected), np.array(stddev), np.array(z)
+
+
+def _series(values, service: str = "checkout", kpi: str = "latency_p99") -> pd.DataFrame:
+    ts = pd.date_range("2025-03-02", periods=len(values), freq="60s", tz="UTC")
+    return pd.DataFrame({"service": service, "kpi": kpi, "ts": ts, "value": values})
+
+
+def _detect(samples: pd.DataFrame, **overrides) -> pd.DataFrame:
+    settings_ = {"span": 30, "warmup": 30, "z_threshold": 3.0, "severity_z": SEVERITY_Z}
+    return detect_anomalies(samples, **{**settings_, **overrides})
+
+
+@pytest.mark.parametrize("span, warmup", [(2, 0), (10, 5), (60, 60)])
+def test_vectorised_ewma_matches_the_textbook_loop(span, warmup):
+    values = np.random.default_rng(7).normal(150.0, 12.0, 500)
+
+    result = ewma_zscores(values, span=span, warmup=warmup)
+    expected, stddev, z = _reference_ewma(values, span, warmup)
+
+    np.testing.assert_allclose(result.expected, expected, rtol=1e-10)
+    np.testing.assert_allclose(result.stddev, stddev, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(result.z, z, rtol=1e-8, atol=1e-10)
+
+
+def test_z_is_measured_against_the_state_before_the_sample_no_look_ahead():
+    values = np.random.default_rng(3).normal(100.0, 5.0, 300)
+    changed = values.copy()
+    changed[200:] += 1e6
+
+    before = ewma_zscores(values, span=20, warmup=10)
+    after = ewma_zscores(changed, span=20, warmup=10)
+
+    np.testing.assert_array_equal(before.z[:200], after.z[:200])
+    np.testing.assert_array_equal(before.expected[:201], after.expected[:201])
+    assert after.z[200] > 100  # the jump itself is judged against the past only
+
+
+def test_warm_up_samples_have_zero_z_and_emit_no_events():
+    values = [100.0] * 10 + [500.0] + [100.0] * 5
+
+    assert np.all(ewma_zscores(np.array(values), span=5, warmup=12).z[:12] == 0.0)
+    assert _detect(_series(values), span=5, warmup=12).empty
+
+
+def test_a_flat_line_followed_by_a_step_is_one_spike_event_not_a_division_by_zero():
+    values = [150.0] * 60 + [180.0] * 3 + [150.0] * 60
+
+    events = _detect(_series(values), span=30, warmup=30)
+
+    assert len(events) == 1
+    event = events.iloc[0]
+    ts = _series(values)["ts"]
+    assert event["start"] == ts[60]
+    assert event["peak_ts"] == ts[60]  # the first sample of the step surprises most
+    assert event["direction"] == "spike"
+    assert event["severity"] == "critical"
+    assert event["peak_value"] == 180.0
+    assert event["expected_value"] == pytest.approx(150.0)
+    assert np.isfinite(event["peak_z"])
+    # The EWMA learns the new level within a few samples; the event ends when it has.
+    assert ts[60] <= event["end"] < ts[63]
+    assert event["points"] >= 1
+
+
+def test_a_step_in_noisy_data_is_one_merged_event_with_start_end_and_peak():
+    rng = np.random.default_rng(11)
+    values = np.r_[
+        rng.normal(150.0, 1.0, 200), rng.normal(180.0, 1.0, 10), rng.normal(150.0, 1.0, 5)
+    ]
+    samples = _series(values)
+
+    events = _detect(samples, span=60, warmup=60)
+    spikes = events[events["direction"] == "spike"]
+
+    assert len(spikes) == 1
+    spike = spikes.iloc[0]
+    assert spike["start"] == samples["ts"][200]
+    assert spike["end"] >= samples["ts"][201]
+    assert spike["points"] == (spike["end"] - spike["start"]) // pd.Timedelta("60s") + 1
+    assert spike["peak_z"] >= 10.0 and spike["severity"] == "critical"
+    assert spike["start"] <= spike["peak_ts"] <= spike["end"]
+    assert spike["expected_value"] == pytest.approx(150.0, abs=2.0)
+
+
+def test_a_dip_is_reported_with_a_negative_peak_z():
+    values = [99.95] * 40 + [99.95 - 0.5] + [99.95] * 10
+
+    event = _detect(_series(values, kpi="availability")).iloc[0]
+
+    assert event["direction"] == "dip"
+    assert event["peak_z"] < 0
+    assert event["points"] == 1
+
+
+def test_white_noise_around_a_constant_raises_at_most_a_handful_of_events():
+    values = np.random.default_rng(5).normal(45.0, 2.0, 1440)
+
+    events = _detect(_series(values, kpi="cpu_utilization"), span=60, warmup=60)
+
+    assert len(events) <= 0.01 * len(values)
+    assert (events["severity"].isin(["low", "medium"])).all()
+
+
+def test_a_constant_series_raises_nothing():
+    assert _detect(_series([0.0] * 200)).empty
+    assert _detect(_series([42.0] * 200)).empty
+
+
+def test_series_are_judged_separately_and_unsorted_input_is_sorted_by_ts():
+    calm = _series([10.0] * 100, service="search")
+    step = _series([10.0] * 50 + [20.0] + [10.0] * 49, service="checkout")
+    shuffled = pd.concat([calm, step]).sample(frac=1.0, random_state=1)
+
+    events = _detect(shuffled)
+
+    assert list(events.columns) == list(EVENT_COLUMNS)
+    assert events["service"].tolist() == ["checkout"]
+    assert events.iloc[0]["peak_ts"] == step["ts"][50]
+
+
+def test_opposite_directions_back_to_back_are_separate_events():
+    values = [100.0] * 50 + [200.0, 0.0] + [100.0] * 10
+
+    events = _detect(_series(values), z_threshold=3.0)
+
+    assert events["direction"].tolist()[:2] == ["spike", "dip"]
+
+
+def test_severity_follows_peak_z():
+    abs_z = np.array([3.0, 3.99, 4.0, 6.0, 9.9, 10.0, 1e6])
+
+    assert severity_for(abs_z, SEVERITY_Z).tolist() == [
+        "low",
+        "low",
+        "medium",
+        "high",
+        "high",
+        "critical",
+        "critical",
+    ]
+
+
+def test_no_samples_no_events():
+    events = _detect(empty_samples())
+
+    assert events.empty
+    assert list(events.columns) == list(EVENT_COLUMNS)
+
+
+def test_robust_method_finds_the_same_step():
+    values = [150.0 + (i % 3) for i in range(100)] + [190.0] + [150.0] * 10
+
+    events = _detect(_series(values), method="robust", span=30, warmup=30)
+
+    assert events.iloc[0]["peak_value"] == 190.0
+    assert events.iloc[0]["direction"] == "spike"
+    assert robust_zscores(np.array(values), window=30, warmup=0).z[:30].tolist() == [0.0] * 30
+
+
+finite_series = arrays(
+    np.float64,
+    st.integers(0, 300),
+    elements=st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=finite_series, span=st.integers(1, 100), warmup=st.integers(0, 50))
+def test_ewma_outputs_are_always_finite(values, span, warmup):
+    result = ewma_zscores(values, span=span, warmup=warmup)
+
+    for array in result:
+        assert array.shape == values.shape
+        assert np.isfinite(array).all()
+    assert np.all(result.z[: max(warmup, 1)] == 0.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=finite_series, window=st.integers(2, 40))
+def test_robust_outputs_are_always_finite(values, window):
+    result = robust_zscores(values, window=window, warmup=0)
+
+    for array in result:
+        assert np.isfinite(array).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=arrays(np.float64, st.integers(1, 200), elements=st.floats(-1e6, 1e6)))
+def test_events_are_finite_and_well_formed_for_any_series(values):
+    events = _detect(_series(values), span=10, warmup=5)
+
+    assert np.isfinite(events[["peak_z", "peak_value", "expected_value"]].to_numpy()).all()
+    assert (events["start"] <= events["peak_ts"]).all()
+    assert (events["peak_ts"] <= events["end"]).all()
+    assert (events["peak_z"].abs() >= 3.0).all()
+    assert events["points"].sum() <= len(values)

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from tars_pipeline.config import Release, load_config
-from tars_pipeline.definitions import build_definitions
+from tars_pipeline.graph import build_definitions
 from tars_pipeline.schedules import DueDay, due_days, finished_days
 from tars_pipeline.sensors import register_releases
 from tars_pipeline_tests.conftest import REPO

@@ -16,8 +16,8 @@ from typing import Any
 import dagster as dg
 
 from tars_pipeline.config import Release, TarsConfig
-from tars_pipeline.definitions import build_assets, build_resources
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.graph import build_assets, build_resources
 from tars_pipeline.partitions import release_day_key
 from tars_pipeline.sensors import register_releases
 
@@ -93,13 +93,16 @@ class Runner:
         label: str,
     ) -> dg.ExecuteInProcessResult:
         self.progress.step(label)
+        # The run's own log goes to the instance (the UI shows it); the terminal gets the
+        # progress lines and, on failure, one clear message.
+        quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
         result = dg.materialize(
             self.assets,
             selection=list(asset_names),
             partition_key=str(partition_key),
             instance=self.instance,
             resources=self.resources,
-            run_config=run_config,
+            run_config={**quiet, **(run_config or {})},
             raise_on_error=False,
             tags={"tars/source": "cli"},
         )

@@ -1,0 +1,123 @@
+"""The seed's commands as a user runs them: outputs, messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tars_pipeline.cli import commands
+from tars_pipeline_tests.conftest import write_config
+
+SCRIPTS = Path(sys.executable).parent
+COMMANDS = [
+    "tars-ga-kpi",
+    "tars-stability-monitor",
+    "tars-anomaly-detector",
+    "tars-regression-analyzer",
+    "tars-retro",
+]
+
+
+def _script(
+    name: str, *args: str, cwd: Path, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SCRIPTS / name), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_explains_its_options(name: str, tmp_path: Path) -> None:
+    result = _script(name, "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "--config" in result.stdout and "--output-dir" in result.stdout
+
+
+def test_version_matches_the_seed(tmp_path: Path) -> None:
+    result = _script("tars-retro", "--version", cwd=tmp_path)
+    assert result.stdout.strip() == "T.A.R.S. Observability v1.0.2-pre (Phase 14.6)"
+
+
+def test_a_missing_config_is_one_line_and_exit_2_not_a_traceback(tmp_path: Path) -> None:
+    result = _script("tars-ga-kpi", cwd=tmp_path, env={"TARS_CONFIG": ""})
+    assert result.returncode == 2
+    assert "configuration file not found" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_an_invalid_config_names_the_field(tmp_path: Path) -> None:
+    path = write_config(tmp_path, thresholds={"z_threshold": -3})
+    result = _script("tars-ga-kpi", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "thresholds.z_threshold" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    write_config(tmp_path)
+    return tmp_path
+
+
+def _run(command, workspace: Path, *args: str) -> int:
+    return command.run(["--config", str(workspace / "tars.yaml"), *args])
+
+
+def test_a_day_before_the_baseline_says_to_capture_it_first(
+    workspace: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert _run(commands.stability_monitor, workspace, "--day-number", "2") == 2
+    error = capsys.readouterr().err
+    assert "no baseline for release v1.0.1" in error
+    assert "tars-ga-kpi" in error
+    assert not (workspace / "out" / "v1.0.1" / "day_02_summary.json").exists()
+
+
+def test_days_outside_the_window_are_refused(
+    workspace: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert _run(commands.stability_monitor, workspace, "--day-number", "9") == 2
+    assert "outside release v1.0.1's window (0..7)" in capsys.readouterr().err
+
+
+def test_an_unknown_release_lists_the_known_ones(
+    workspace: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert _run(commands.ga_kpi, workspace, "--release", "v9") == 2
+    assert "known: v1.0.1" in capsys.readouterr().err
+
+
+def test_ga_day_then_a_night_then_anomalies_with_a_custom_threshold(
+    workspace: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = workspace / "seed_out"
+    assert _run(commands.ga_kpi, workspace, "--output-dir", str(out)) == 0
+    assert (
+        _run(commands.stability_monitor, workspace, "--day-number", "2", "--output-dir", str(out))
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "Baseline captured for v1.0.1" in printed
+    assert "v1.0.1 day 2 (2026-03-05): health" in printed
+    day = json.loads((out / "day_02_summary.json").read_text())
+    assert day["day"] == 2 and 0 <= day["health"]["score"] <= 100
+
+    assert (
+        _run(commands.anomaly_detector, workspace, "--z-threshold", "6", "--output-dir", str(out))
+        == 0
+    )
+    events = json.loads((out / "anomaly_events.json").read_text())
+    assert events["z_threshold"] == 6.0
+    assert events["days"] and set(events["days"]) <= {0, 2}
+    assert all(abs(event["peak_z"]) >= 6 for event in events["events"])

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tars_pipeline.config import KpiDefinition
+from tars_pipeline.reporting.escape import markdown
 
 DRIFT_COLUMNS: tuple[str, ...] = (
     "service",
@@ -159,23 +160,6 @@ def compute_drift(
     return drift.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can
-# open emphasis, code, links, images, HTML, entities, strikethrough or autolinks (`.`, `:`),
-# or end a table cell, inside a label.
-_MARKDOWN_SPECIAL = frozenset("\\`*_[]()<>!|~&.:")
-
-
-def escape_markdown(text: object) -> str:
-    """Text safe inside a GitHub-Markdown table cell: specials escaped, one line.
-
-    Service names come from the metric source's label values, which may contain anything;
-    escaping keeps a label like ``a|b`` or ``<script>`` a literal string in the report.
-    """
-    single_line = " ".join(str(text).split())
-    printable = "".join(ch for ch in single_line if ch.isprintable())
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in printable)
-
-
 def format_value(value: float) -> str:
     """A number for humans: up to six significant digits, thousands separated when large."""
     if not math.isfinite(value):
@@ -190,7 +174,7 @@ def _drift_cell(row: pd.Series) -> str:
         return f"{row['drift_pct']:+.1f} %"
     change = row["abs_change"]
     sign = "+" if change >= 0 else "-"
-    return f"n/a (abs {sign}{format_value(abs(change))} {escape_markdown(row['unit'])})"
+    return f"n/a (abs {sign}{format_value(abs(change))} {markdown(row['unit'])})"
 
 
 def _flag_cell(row: pd.Series) -> str:
@@ -229,10 +213,10 @@ def drift_table_markdown(drift: pd.DataFrame, limit: int = 20) -> str:
     shown = order.head(max(limit, 0))
     lines = [header]
     for _, row in shown.iterrows():
-        unit = escape_markdown(row["unit"])
+        unit = markdown(row["unit"])
         cells = [
-            escape_markdown(row["service"]),
-            escape_markdown(row["kpi"]),
+            markdown(row["service"]),
+            markdown(row["kpi"]),
             f"{format_value(row['baseline_value'])} {unit}",
             f"{format_value(row['observed_value'])} {unit}",
             _drift_cell(row),

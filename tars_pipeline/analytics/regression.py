@@ -852,6 +852,9 @@ def _slo_success(summary: Mapping, kpis: Mapping[str, KpiDefinition]) -> dict | 
         description = f"{mean}{start} {sli:.3f} % good events (target {target:g} %)"
     else:
         description = f"Maintained {sli:.3f} % {label} (target {target:g} %)"
+    service = summary.get("service")
+    if service:
+        description = f"{service}: {description}"
     return {
         "category": "slo",
         "kpi": kpi_name,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
+# Characters that can open emphasis, code, links, HTML or entities, or end a table cell,
+# anywhere in a line (CommonMark lets any ASCII punctuation be backslash-escaped).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|<>~&])")
 
 
 def markdown(text: object) -> str:
     """Inline Markdown: special characters backslash-escaped, newlines folded."""
-    flat = " ".join(str(text).split())
+    flat = "".join(ch for ch in " ".join(str(text).split()) if ch.isprintable())
     return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)

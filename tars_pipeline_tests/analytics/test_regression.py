@@ -395,7 +395,9 @@ def test_availability_99_95_against_99_9_is_a_success_of_100_05_percent():
     (success,) = find_successes([summary], None, kpis=KPIS)
     assert success["value"] == pytest.approx(99.95) and success["target"] == 99.9
     assert success["achievement_pct"] == pytest.approx(100.05, abs=0.001)
-    assert success["description"] == "Maintained 99.950 % availability (target 99.9 %)"
+    assert success["description"] == (
+        "api-gateway: Maintained 99.950 % availability (target 99.9 %)"
+    )
 
 
 def test_an_error_rate_slo_success_says_the_rate_and_the_good_events():
@@ -410,7 +412,8 @@ def test_an_error_rate_slo_success_says_the_rate_and_the_good_events():
     }
     (success,) = find_successes([summary], None, kpis=KPIS)
     assert success["description"] == (
-        "Kept error rate at 0.05 % on average: maintained 99.950 % good events (target 99 %)"
+        "api-gateway: Kept error rate at 0.05 % on average: maintained 99.950 % good events "
+        "(target 99 %)"
     )
 
 

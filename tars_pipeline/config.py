@@ -96,6 +96,11 @@ class Release(_Model):
     window_days: Annotated[int, Field(ge=1, le=MAX_WINDOW_DAYS)] = 7
     services: tuple[str, ...] = ()
     previous_release: str | None = None
+    reference_date: dt.date | None = Field(
+        default=None,
+        description="Optional pre-GA day (ideally the same weekday as GA) whose hour-of-day "
+        "profile tells normal weekly traffic from drift. Not yet used by the analysis.",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -167,6 +172,58 @@ class HealthConfig(_Model):
     bands: dict[str, float] = Field(
         default_factory=lambda: {"healthy": 90.0, "watch": 75.0, "degraded": 50.0, "critical": 0.0}
     )
+
+
+class MaintenanceWindow(_Model):
+    """Planned work whose samples are left out of drift, anomalies and SLO budgets."""
+
+    start: dt.datetime
+    end: dt.datetime
+    services: tuple[str, ...] = Field(default=(), description="Empty means every service.")
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a UTC offset, e.g. 2026-03-05T02:00:00Z")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class SlackConfig(_Model):
+    webhook_url_env: str = Field(
+        default="TARS_SLACK_WEBHOOK_URL",
+        description="Environment variable holding the incoming-webhook URL (a secret).",
+    )
+    notify_on: tuple[Literal["retrospective", "p0"], ...] = ("retrospective", "p0")
+    dry_run: bool = False
+
+
+class GitHubConfig(_Model):
+    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+    token_env: str = "GITHUB_TOKEN"
+    api_url: str = "https://api.github.com"
+    priorities: tuple[Literal["P0", "P1", "P2", "P3"], ...] = ("P0", "P1")
+    labels: tuple[str, ...] = ("retrospective",)
+    dry_run: bool = False
+
+
+class WebhookConfig(_Model):
+    url_env: str = Field(
+        default="TARS_WEBHOOK_URL", description="Environment variable holding the URL."
+    )
+    dry_run: bool = False
+
+
+class NotificationsConfig(_Model):
+    """Optional integrations; secrets are read from the named environment variables."""
+
+    slack: SlackConfig | None = None
+    github: GitHubConfig | None = None
+    webhook: WebhookConfig | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
 
 
 class CostConfig(_Model):
@@ -310,6 +367,8 @@ class TarsConfig(_Model):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     health: HealthConfig = Field(default_factory=HealthConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
+    maintenance_windows: tuple[MaintenanceWindow, ...] = ()
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> TarsConfig:

@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: tars_pipeline/dagster.yaml
+# Copied once: later local edits (e.g. Postgres storage) are kept.
+$(DAGSTER_HOME)/dagster.yaml: | tars_pipeline/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp tars_pipeline/dagster.yaml $@
 
@@ -46,11 +47,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 validate: $(STAMP)
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	TARS_CONFIG=$(CONFIG) $(BIN)/dagster definitions validate -w workspace.yaml
 
 ## dev: the Dagster UI on http://127.0.0.1:3000 with a persistent instance
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	TARS_CONFIG=$(CONFIG) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf .tars $(OUT)

@@ -113,6 +113,7 @@ def zone_schedules(
         cron_schedule=NIGHTLY_CRON,
         execution_timezone=timezone,
         job=daily_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"23:59 {timezone}: the ending day's partition of {names}.",
     )
     def nightly(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
@@ -128,6 +129,7 @@ def zone_schedules(
         cron_schedule=FOLLOW_UP_CRON,
         execution_timezone=timezone,
         job=release_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"00:15 {timezone}: baseline after Day 0 and the retrospective after "
         f"the last day of {names}.",
     )

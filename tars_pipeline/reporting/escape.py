@@ -17,3 +17,8 @@ def markdown(text: object) -> str:
     """Inline Markdown: special characters backslash-escaped, newlines folded."""
     flat = "".join(ch for ch in " ".join(str(text).split()) if ch.isprintable())
     return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+
+
+def signed_pct(value: float | None, digits: int = 1) -> str:
+    """`+20.0 %`, or `n/a` where a relative change is undefined (a ~0 baseline)."""
+    return "n/a" if value is None else f"{value:+.{digits}f} %"

@@ -66,6 +66,15 @@ class SnapshotSource:
         step_seconds: int,
     ) -> DayFetch:
         manifest = self.manifest(release)
+        snapshot_step = manifest.get("step_seconds")
+        if snapshot_step is not None and int(snapshot_step) != step_seconds:
+            raise TarsUserError(
+                f"the snapshot was taken at a {snapshot_step} s step but step_seconds is "
+                f"{step_seconds}",
+                where=str(self.release_dir(release) / MANIFEST_NAME),
+                remedy=f"set step_seconds: {snapshot_step} in tars.yaml, or export the "
+                "snapshot again at the configured step",
+            )
         folder = self.release_dir(release)
         files = sorted(folder.glob("*.parquet"))
         services = list(release.services or manifest.get("services", []))

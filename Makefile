@@ -33,6 +33,7 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/tars-retro --auto --config $(CONFIG) --output-dir $(OUT)
 	@echo
 	@echo "Retrospective: $(OUT)/GA_7DAY_RETROSPECTIVE.md"
+	@echo "HTML report:   $(OUT)/GA_7DAY_RETROSPECTIVE.html (open it in a browser)"
 
 ## test: the whole suite (real Dagster instance, real DuckDB files)
 test: $(STAMP)

@@ -98,8 +98,11 @@ class Release(_Model):
     previous_release: str | None = None
     reference_date: dt.date | None = Field(
         default=None,
-        description="Optional pre-GA day (ideally the same weekday as GA) whose hour-of-day "
-        "profile tells normal weekly traffic from drift. Not yet used by the analysis.",
+        description="Optional first day of a pre-GA reference week (ideally GA − 7 days, the "
+        "same weekday as GA; the week ends the day before GA at the latest). Each window day "
+        "is then compared with the GA-day baseline scaled by its weekday factor: that "
+        "weekday's level in the reference week over the GA weekday's, hour-matched. So a "
+        "normal weekend dip is not drift, while a change the reference week did not have is.",
     )
 
     @field_validator("timezone")
@@ -138,9 +141,88 @@ class SnapshotSourceConfig(_Model):
 
 
 class PrometheusSourceConfig(_Model):
+    """A Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+
+    Secrets never live in this file: the settings below only *name* the environment
+    variables that hold them, so a config can be committed and shared.
+    """
+
     type: Literal["prometheus"] = "prometheus"
-    url: str
-    service_label: str = "service"
+    url: str = Field(description="Base URL of the HTTP API, e.g. http://prometheus:9090.")
+    service_label: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = Field(
+        default="service",
+        description="The label that names a service; {service_label} in a KPI query.",
+    )
+    rate_window: Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")] = Field(
+        default="5m",
+        description="The range of rate() in the default KPIs ({rate_window}); at least "
+        "twice the scrape interval, so each window holds two samples.",
+    )
+    services_match: str = Field(
+        default="http_requests_total",
+        description="Series selector whose service_label values are the release's services "
+        "when the release lists none.",
+    )
+    bearer_token_env: str | None = Field(
+        default="TARS_PROMETHEUS_TOKEN",
+        description="Environment variable holding a bearer token (sent when it is set).",
+    )
+    username_env: str | None = Field(
+        default="TARS_PROMETHEUS_USERNAME",
+        description="Environment variable holding the basic-auth user (sent when it is set).",
+    )
+    password_env: str | None = Field(
+        default="TARS_PROMETHEUS_PASSWORD",
+        description="Environment variable holding the basic-auth password.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers, e.g. X-Scope-OrgID for Mimir/Cortex/Loki tenants. "
+        "Not for credentials: those come from the *_env settings.",
+    )
+    verify_tls: bool = Field(default=True, description="Verify the server's certificate.")
+    ca_bundle: Path | None = Field(
+        default=None, description="PEM file of the CA(s) that sign the server's certificate."
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=3, description="Retries on connection errors, timeouts, HTTP 429 and 5xx."
+    )
+    retry_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=0.5, description="Exponential backoff factor between retries."
+    )
+    max_points_per_query: Annotated[int, Field(ge=2, le=11_000)] = Field(
+        default=11_000,
+        description="Longest range query, in points per series; Prometheus refuses more "
+        "than 11,000, so longer windows are split into chunks.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http(s)://host[:port][/path], e.g. http://prometheus:9090")
+        if parts.username or parts.password:
+            raise ValueError(
+                "credentials do not belong in the URL: set TARS_PROMETHEUS_USERNAME and "
+                "TARS_PROMETHEUS_PASSWORD (or bearer_token_env) instead"
+            )
+        return value.rstrip("/")
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credentials_in_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        secret = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
+        clear = sorted(name for name in value if name.lower() in secret)
+        if clear:
+            raise ValueError(
+                f"header(s) {clear} carry credentials, which must not be written in the "
+                "config: use bearer_token_env or username_env/password_env"
+            )
+        return value
 
 
 class Thresholds(_Model):
@@ -151,9 +233,45 @@ class Thresholds(_Model):
     warmup_samples: Annotated[int, Field(ge=0)] = 60
     p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
     slo_well_inside_utilisation: Annotated[float, Field(gt=0, le=1)] = 0.5
+    anomaly_method: Literal["ewma", "robust"] = Field(
+        default="ewma",
+        description="ewma: EWMA mean/variance z-score (SPEC); robust: rolling median/MAD.",
+    )
+    anomaly_min_points: Annotated[int, Field(ge=1)] = Field(
+        default=2,
+        description="Consecutive samples over the threshold that make an event; 1 keeps "
+        "every single-sample excursion (docs/anomaly-detection.md has the NAB figures).",
+    )
+    anomaly_single_sample_z: Annotated[float | None, Field(gt=0)] = Field(
+        default=5.0,
+        description="|z| from which one sample is an event on its own (null: never).",
+    )
+    anomaly_merge_gap: Annotated[int, Field(ge=0)] = Field(
+        default=36,
+        description="Events of one series and direction at most this many samples apart "
+        "merge into one.",
+    )
     anomaly_severity_z: dict[str, float] = Field(
         default_factory=lambda: {"medium": 4.0, "high": 6.0, "critical": 10.0},
         description="|z| from which an anomaly event is medium/high/critical (else low).",
+    )
+    seasonal_baseline: bool = Field(
+        default=True,
+        description="Compare each day with the baseline's hour-of-day profile over the hours "
+        "the day has data for, so a partial day or a gap is not read as drift; false "
+        "compares whole-day statistics only.",
+    )
+    drop_negative_samples: bool = Field(
+        default=True,
+        description="Drop negative samples before any statistic: no default KPI can be "
+        "negative, and a counter reset read without reset handling shows up as one. Set "
+        "false when a custom KPI can legitimately go below zero.",
+    )
+    zero_heavy_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.5,
+        description="A series whose pooled baseline and day samples are at least this share "
+        "of exact zeros (sparse error rates) is judged zero-heavy: its effect size is Cliff's "
+        "delta over the pairs that differ, since ties with zero say nothing about a shift.",
     )
 
 
@@ -229,18 +347,31 @@ class NotificationsConfig(_Model):
 class CostConfig(_Model):
     days_per_month: Annotated[float, Field(gt=0)] = 30.0
     low_utilisation_pct: Annotated[float, Field(gt=0, lt=100)] = 40.0
+    target_utilisation_pct: Annotated[float, Field(gt=0, le=100)] = Field(
+        default=60.0,
+        description="CPU utilisation a right-sized service runs at; the saving of a "
+        "right-sizing hint is 1 − utilisation / target of its compute cost.",
+    )
+    growth_hint_pct: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Cost growth over GA day (per service and resource type, and for the "
+        "total) from which a cost hint and the P3 cost recommendation are made.",
+    )
 
 
 def default_kpis() -> list[KpiDefinition]:
     """The SPEC §2 catalog, in PromQL over the conventional metric names."""
-    sel = 'service="{service}"'
-    req = f"sum(rate(http_requests_total{{{sel}}}[5m]))"
-    err = f'sum(rate(http_requests_total{{{sel},code=~"5.."}}[5m]))'
+    # Placeholders (filled by the Prometheus source): {service} is the escaped service
+    # name, {service_label} and {rate_window} come from the source's settings.
+    sel = '{service_label}="{service}"'
+    window = "[{rate_window}]"
+    req = f"sum(rate(http_requests_total{{{sel}}}{window}))"
+    err = f'sum(rate(http_requests_total{{{sel},code=~"5.."}}{window}))'
 
     def quantile(q: str) -> str:
         return (
             f"1000 * histogram_quantile({q}, sum by (le) "
-            f"(rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))"
+            f"(rate(http_request_duration_seconds_bucket{{{sel}}}{window})))"
         )
 
     def cost(resource: str, title: str, metric: str) -> KpiDefinition:
@@ -319,7 +450,7 @@ def default_kpis() -> list[KpiDefinition]:
             direction="lower_is_better",
             kind="resource",
             weight=1.0,
-            query=f"100 * avg(rate(process_cpu_seconds_total{{{sel}}}[5m]))",
+            query=f"100 * avg(rate(process_cpu_seconds_total{{{sel}}}{window}))",
         ),
         KpiDefinition(
             name="memory_utilization",
@@ -355,7 +486,7 @@ class TarsConfig(_Model):
 
     config_path: Path | None = Field(default=None, exclude=True)
     data_dir: Path = Path(".tars")
-    output_dir: Path = Path("test_output")
+    output_dir: Path = Path("reports")
     store_path: Path | None = Field(
         default=None, description="DuckDB file; default <data_dir>/tars.duckdb"
     )
@@ -387,9 +518,15 @@ class TarsConfig(_Model):
         )
         object.__setattr__(self, "kpis", kpis)
         kpi_names = {kpi.name for kpi in self.kpis}
+        by_name = {kpi.name: kpi for kpi in self.kpis}
         for slo in self.slos:
             if slo.kpi not in kpi_names:
                 raise ValueError(f"slos: SLO {slo.name!r} names unknown KPI {slo.kpi!r}")
+            if by_name[slo.kpi].direction == "neutral":
+                raise ValueError(
+                    f"slos: SLO {slo.name!r} is on KPI {slo.kpi!r}, whose direction is "
+                    "neutral: an SLO needs a KPI with a good and a bad direction"
+                )
         return self
 
     @property
@@ -439,13 +576,23 @@ def _merge_kpis(overrides: list[Any]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-def _format_validation_error(error: ValidationError) -> str:
+def _format_validation_error(error: ValidationError, kpi_names: list[str]) -> str:
     lines = []
     for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"] if part != "function-after")
+        parts = [str(part) for part in item["loc"] if part != "function-after"]
+        # KPI entries are validated after merging with the default catalog, so a position
+        # would not match the user's file: name the KPI instead.
+        if len(parts) > 1 and parts[0] == "kpis" and parts[1].isdigit():
+            index = int(parts[1])
+            if index < len(kpi_names):
+                parts[1] = f"[{kpi_names[index]}]"
+        location = ".".join(parts).replace(".[", "[")
         message = item["msg"].removeprefix("Value error, ")
         got = item.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        # Source and notification settings can hold credentials: never echo their values.
+        secret = bool(parts) and parts[0] in {"source", "notifications"}
+        hidden = secret or isinstance(got, dict | list) or got is None
+        shown = "" if hidden else f" (got {got!r})"
         lines.append(f"{location or '<top level>'}: {message}{shown}")
     return "\n  ".join(lines)
 
@@ -474,13 +621,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TarsConfig:
     if not isinstance(raw, dict):
         raise TarsUserError("expected a mapping of settings at the top level", where=where)
     base = config_path.resolve().parent
+    kpi_names: list[str] = []
     try:
         if "kpis" in raw:
             raw["kpis"] = _merge_kpis(raw["kpis"] or [])
+            kpi_names = [str(entry.get("name")) for entry in raw["kpis"]]
         config = TarsConfig.model_validate({**raw, "config_path": config_path.resolve()})
     except ValidationError as error:
         raise TarsUserError(
-            "invalid configuration:\n  " + _format_validation_error(error),
+            "invalid configuration:\n  " + _format_validation_error(error, kpi_names),
             where=where,
             remedy="fix the field(s) named above; docs/configuration.md lists every setting",
         ) from None

@@ -29,8 +29,8 @@ FOLLOW_UP_CRON = "15 0 * * *"
 DAILY_JOB = "tars_daily"
 RELEASE_JOB = "tars_release"
 DAILY_ASSETS = ("kpi_samples", "anomaly_events", "daily_summary")
-RELEASE_ASSETS = ("baseline", "regression_summary", "retrospective")
-FINAL_ASSETS = ("regression_summary", "retrospective")
+RELEASE_ASSETS = ("baseline", "regression_summary", "retrospective", "release_notifications")
+FINAL_ASSETS = ("regression_summary", "retrospective", "release_notifications")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-SCHEMA_VERSION = 1
+# 2: drift gained the seasonal comparison columns, health_contributions their reasons.
+SCHEMA_VERSION = 2
 
 _STATS = (
     "mean DOUBLE, p50 DOUBLE, p95 DOUBLE, p99 DOUBLE, min DOUBLE, max DOUBLE, "
@@ -39,7 +40,9 @@ TABLES: dict[str, str] = {
         "service VARCHAR, kpi VARCHAR, statistic VARCHAR, baseline_value DOUBLE, "
         "observed_value DOUBLE, abs_change DOUBLE, drift_pct DOUBLE, relative BOOLEAN, "
         "adverse_drift_pct DOUBLE, adverse_change DOUBLE, threshold_pct DOUBLE, "
-        "flagged BOOLEAN"
+        "flagged BOOLEAN, baseline_method VARCHAR, hours_compared INTEGER, "
+        "weekday_factor DOUBLE, overall_baseline_value DOUBLE, overall_observed_value DOUBLE, "
+        "overall_drift_pct DOUBLE, max_hourly_drift_pct DOUBLE, max_hourly_drift_hour INTEGER"
     ),
     "slo_daily": (
         "service VARCHAR, slo VARCHAR, kpi VARCHAR, bad_fraction DOUBLE, burn_rate DOUBLE, "
@@ -49,7 +52,8 @@ TABLES: dict[str, str] = {
     "health": ("score DOUBLE, band VARCHAR, weighted_kpi_score DOUBLE, anomaly_penalty DOUBLE"),
     "health_contributions": (
         "service VARCHAR, kpi VARCHAR, adverse_drift_pct DOUBLE, kpi_score DOUBLE, "
-        "weight DOUBLE, slo_breached BOOLEAN, weighted_points DOUBLE"
+        "weight DOUBLE, slo_breached BOOLEAN, weighted_points DOUBLE, threshold_pct DOUBLE, "
+        "max_points DOUBLE, points_lost DOUBLE, reason VARCHAR"
     ),
     "anomaly_events": (
         'service VARCHAR, kpi VARCHAR, start TIMESTAMPTZ, "end" TIMESTAMPTZ, '

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tars_pipeline.cli import commands
-from tars_pipeline_tests.conftest import write_config
+from tars_pipeline_tests.conftest import REPO, write_config
 
 SCRIPTS = Path(sys.executable).parent
 COMMANDS = [
@@ -121,3 +121,18 @@ def test_ga_day_then_a_night_then_anomalies_with_a_custom_threshold(
     assert events["z_threshold"] == 6.0
     assert events["days"] and set(events["days"]) <= {0, 2}
     assert all(abs(event["peak_z"]) >= 6 for event in events["events"])
+
+
+def test_the_detector_runs_on_any_timestamp_value_csv(tmp_path: Path) -> None:
+    source = REPO.parent / "shared" / "data" / "nab" / "realAWSCloudwatch"
+    source = source / "ec2_cpu_utilization_24ae8d.csv"
+    if not source.exists():
+        pytest.skip("the NAB data in ../shared is not beside this checkout")
+    out = tmp_path / "events.json"
+    result = _script(
+        "tars-anomaly-detector", "--input", str(source), "--output", str(out), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    assert document["events"], document
+    assert all(abs(event["peak_z"]) >= 3.0 for event in document["events"])

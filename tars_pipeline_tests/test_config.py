@@ -109,3 +109,15 @@ def test_duplicate_releases_and_unknown_slo_kpis_are_rejected(tmp_path: Path) ->
 def test_unknown_settings_are_typos_not_silently_ignored(tmp_path: Path) -> None:
     with pytest.raises(TarsUserError, match=r"thresholds\.z_treshold"):
         load_config(write_config(tmp_path, thresholds={"z_treshold": 2}))
+
+
+def test_a_bad_kpi_override_is_named_by_kpi_not_by_position(tmp_path: Path) -> None:
+    path = write_config(tmp_path, kpis=[{"name": "latency_p99", "weight": -1}])
+    with pytest.raises(TarsUserError, match=r"kpis\[latency_p99\]\.weight"):
+        load_config(path)
+
+
+def test_an_slo_needs_a_kpi_with_a_bad_direction(tmp_path: Path) -> None:
+    slos = [{"name": "load", "kpi": "throughput", "target_pct": 99}]
+    with pytest.raises(TarsUserError, match="direction is neutral"):
+        load_config(write_config(tmp_path, slos=slos))

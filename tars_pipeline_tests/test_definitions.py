@@ -25,6 +25,7 @@ EXPECTED_GRAPH = {
         "release",
         ["anomaly_events", "baseline", "daily_summary", "regression_summary"],
     ),
+    "release_notifications": ("release", ["retrospective"]),
 }
 
 

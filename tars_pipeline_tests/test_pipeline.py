@@ -170,3 +170,18 @@ def test_the_week_tells_the_seed_story(week: Week) -> None:
     priorities = [rec["priority"] for rec in retro["recommendations"]]
     assert "P1" in priorities and "P3" in priorities
     assert len(retro["recommendations"]) <= 10
+
+
+def test_day_two_checks_warn_on_p99_drift_and_error_on_the_breached_slo(week: Week) -> None:
+    release = week.config.release(DEMO_RELEASE)
+    result = week.runner.day(release, 2, DAILY)
+    failed = {check.check_name: check for check in week.runner.failed_checks(result)}
+    assert failed["slo_compliance"].severity == dg.AssetCheckSeverity.ERROR
+    assert "latency_p99 on api-gateway" in failed["slo_compliance"].description
+    assert failed["drift_within_threshold_latency_p99"].severity == dg.AssetCheckSeverity.WARN
+    assert "data_completeness" not in failed
+    # Day 1: only search's volatile memory (+12 %) is out of its band.
+    day_one = week.runner.day(release, 1, DAILY)
+    assert [check.check_name for check in week.runner.failed_checks(day_one)] == [
+        "drift_within_threshold_memory_utilization"
+    ]

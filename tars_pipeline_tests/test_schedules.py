@@ -97,7 +97,7 @@ def test_after_the_last_day_come_regressions_and_retrospective(
     (request,) = result.run_requests
     assert (request.partition_key, _assets(request)) == (
         "v1.0.1",
-        ["regression_summary", "retrospective"],
+        ["regression_summary", "retrospective", "release_notifications"],
     )
 
 

@@ -393,3 +393,157 @@ def test_regenerating_gives_the_committed_data(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(
             read_snapshot(fresh_file), read_snapshot(committed_file), check_exact=True
         )
+
+
+# --- The same week as raw Prometheus series (OpenMetrics) ---------------------------------------
+#
+# The real-server tests (tars_pipeline_tests/prometheus/) load this output into Prometheus;
+# these check the text itself and, offline, that PromQL's semantics over the raw series give
+# the snapshot back: rate() over one 60 s step is the increment / 60, histogram_quantile
+# interpolates linearly inside the bucket that holds the rank.
+
+SECONDS_GUARD = 10**11  # Unix seconds stay below this until the year 5138; milliseconds do not
+
+
+@pytest.fixture(scope="module")
+def generator() -> ModuleType:
+    return load_generator()
+
+
+@pytest.fixture(scope="module")
+def raw_series(generator: ModuleType) -> dict:
+    return generator.openmetrics_families(generator.generate_samples())
+
+
+def _one_day(generator: ModuleType, day: int) -> pd.DataFrame:
+    samples = generator.generate_samples()
+    start, end = RELEASE.day_bounds(day)
+    return samples[(samples["ts"] >= start) & (samples["ts"] < end)]
+
+
+def test_openmetrics_text_is_well_formed(generator: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "day0.om"
+    lines_written = generator.write_openmetrics(_one_day(generator, 0), path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == lines_written and lines[-1] == "# EOF"
+    assert lines.count("# EOF") == 1
+
+    families_seen: list[str] = []
+    last_ts: dict[str, int] = {}
+    for line in lines[:-1]:
+        if line.startswith("# TYPE "):
+            family, kind = line.split()[2:4]
+            assert family not in families_seen, f"family {family} interleaved"
+            assert kind in {"counter", "gauge", "histogram"}
+            families_seen.append(family)
+            continue
+        if line.startswith("#"):
+            continue
+        series, value, stamp = line.rsplit(" ", 2)
+        assert series.split("{")[0].startswith(families_seen[-1]), line
+        assert stamp.isdigit() and int(stamp) < SECONDS_GUARD, f"not Unix seconds: {line}"
+        assert int(stamp) % 60 == 0
+        assert int(stamp) > last_ts.get(series, -1), f"{series} not in time order"
+        last_ts[series] = int(stamp)
+        assert np.isfinite(float(value))
+    assert families_seen[:3] == [
+        "http_requests",
+        "http_request_duration_seconds",
+        "process_cpu_seconds",
+    ]
+    start, end = RELEASE.day_bounds(0)
+    assert min(last_ts.values()) == int(end.timestamp()) - 60
+    first_counter = next(line for line in lines if line.startswith("http_requests_total"))
+    assert first_counter.endswith(f" 0.0 {int(start.timestamp()) - 60}")  # one step before
+
+
+def test_millisecond_timestamps_are_refused(generator: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="milliseconds"):
+        generator.write_openmetrics(
+            _one_day(generator, 0), tmp_path / "ms.om", shift_seconds=SECONDS_GUARD
+        )
+
+
+def test_counters_never_decrease_and_buckets_are_cumulative(raw_series: dict) -> None:
+    for family, (kind, _, series) in raw_series.items():
+        if kind == "gauge":
+            continue
+        for name, (_, values) in series.items():
+            assert (np.diff(values) >= 0).all(), f"{family}: {name} decreases"
+    histogram = raw_series["http_request_duration_seconds"][2]
+    for service in SERVICES:
+        buckets = [
+            values
+            for name, (_, values) in histogram.items()
+            if f'service="{service}"' in name and "_bucket" in name
+        ]  # in le order, +Inf last
+        stacked = np.vstack(buckets)
+        assert (np.diff(stacked, axis=0) >= -1e-6).all(), service
+        count = histogram[f'http_request_duration_seconds_count{{service="{service}"}}'][1]
+        assert np.allclose(stacked[-1], count)
+
+
+def _rate(values: np.ndarray) -> np.ndarray:
+    """rate(x[1m]) at each sample of a counter scraped every 60 s (two points per window)."""
+    return np.diff(values) / 60.0
+
+
+def _histogram_quantile(q: float, bounds: list[float], cumulative: np.ndarray) -> np.ndarray:
+    """Prometheus's histogram_quantile for each row of cumulative bucket rates (+Inf last)."""
+    rank = q * cumulative[:, -1]
+    index = np.argmax(cumulative[:, :-1] >= rank[:, None], axis=1)
+    upper = np.asarray(bounds)[index]
+    lower = np.where(index > 0, np.asarray([0.0, *bounds])[index], 0.0)
+    below = np.where(index > 0, cumulative[np.arange(len(rank)), index - 1], 0.0)
+    inside = cumulative[np.arange(len(rank)), index] - below
+    return lower + (upper - lower) * (rank - below) / inside
+
+
+def test_promql_over_the_raw_series_gives_back_the_snapshot(
+    generator: ModuleType, raw_series: dict, samples: pd.DataFrame
+) -> None:
+    wide = samples.pivot_table(index="ts_ms", columns=["service", "kpi"], values="value")
+    requests = raw_series["http_requests"][2]
+    histogram = raw_series["http_request_duration_seconds"][2]
+    bounds = list(generator.HISTOGRAM_BUCKETS_SECONDS)
+    worst: dict[str, float] = {}
+
+    def check(service: str, kpi: str, got: np.ndarray) -> None:
+        want = wide[service, kpi].to_numpy()
+        worst[kpi] = max(worst.get(kpi, 0.0), float(np.max(np.abs(got - want) / np.abs(want))))
+
+    for service in SERVICES:
+        label = f'service="{service}"'
+        by_code = {
+            code: _rate(requests[f'http_requests_total{{{label},code="{code}"}}'][1])
+            for code in ("200", "404", "500")
+        }
+        total = sum(by_code.values())
+        check(service, "throughput", total)
+        check(service, "error_rate", 100 * by_code["500"] / total)
+        check(service, "availability", 100 * (1 - by_code["500"] / total))
+        cumulative = np.column_stack(
+            [
+                _rate(values)
+                for name, (_, values) in histogram.items()
+                if label in name and "_bucket" in name
+            ]
+        )
+        for kpi, q in generator.QUANTILE_ANCHORS:
+            check(service, kpi, 1000 * _histogram_quantile(q, bounds, cumulative))
+        cpu = raw_series["process_cpu_seconds"][2][f"process_cpu_seconds_total{{{label}}}"][1]
+        check(service, "cpu_utilization", 100 * _rate(cpu))
+        used = raw_series["container_memory_working_set_bytes"][2]
+        limit = raw_series["container_spec_memory_limit_bytes"][2]
+        check(
+            service,
+            "memory_utilization",
+            100
+            * used[f"container_memory_working_set_bytes{{{label}}}"][1]
+            / limit[f"container_spec_memory_limit_bytes{{{label}}}"][1],
+        )
+        for kpi, metric in generator.COST_METRICS.items():
+            check(service, kpi, raw_series[metric][2][f"{metric}{{{label}}}"][1])
+
+    assert set(worst) == set(KPI_NAMES)
+    assert max(worst.values()) < 1e-9, worst

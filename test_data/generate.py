@@ -15,6 +15,13 @@ series never reshuffles the others), and DuckDB writing single-threaded so the P
 repeat. Run it again after changing a number here and commit its output.
 
 Usage: python test_data/generate.py [--out DIR]   (default: test_data/snapshot)
+       python test_data/generate.py --openmetrics FILE [--shift-days N]
+
+The same week also comes out as raw Prometheus series in OpenMetrics text (`--openmetrics`,
+see `write_openmetrics`): request counters, a latency histogram, CPU counters, memory and
+cost gauges, from which the default PromQL catalog gives back the snapshot's values. That
+file is ~85 MB, so it is not committed: tests write it on the fly and load it into a real
+Prometheus with `promtool tsdb create-blocks-from openmetrics`.
 
 Output, the offline snapshot format read by the snapshot metric source:
     <out>/<release>/YYYY-MM-DD.parquet   one file per local calendar day of the release,
@@ -26,7 +33,9 @@ Output, the offline snapshot format read by the snapshot metric source:
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
+import itertools
 import json
 import zlib
 from collections.abc import Sequence
@@ -530,12 +539,324 @@ def write_snapshot(samples: pd.DataFrame, out_dir: Path) -> Path:
     return release_dir
 
 
+# --- The same week as raw Prometheus series (OpenMetrics) -------------------------------------
+#
+# What the default KPI catalog (tars_pipeline/config.py::default_kpis) reads, built so that the
+# catalog's PromQL, evaluated every 60 s with rate windows of one step ([1m]), returns the
+# snapshot's per-minute values:
+#   throughput, error rate, availability  <- http_requests_total{service, code} counters
+#   latency p50/p95/p99                    <- http_request_duration_seconds histogram
+#   CPU                                    <- process_cpu_seconds_total counter
+#   memory                                 <- container_memory_working_set_bytes / ..._limit_bytes
+#   cost                                   <- OpenCost-style hourly-cost gauges
+# Counters are floats: a minute's increment is the snapshot's rate × 60 s, so rate() gives the
+# rate back without the rounding noise integer request counts would add to a 0.05 % error rate.
+
+HISTOGRAM_BUCKETS_SECONDS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0, 2.5,
+)  # fmt: skip
+"""Bucket bounds of the latency histogram.
+
+Why these: `histogram_quantile` interpolates linearly inside the bucket that holds the
+quantile, and can hit an exact value only when p50, p95 and p99 fall in different buckets at
+every minute. 25 ms steps from 50 ms to 200 ms separate them for all three services (the
+tightest pair, p99/p95, is 1.19 apart); the rest is a conventional layout around them.
+"""
+QUANTILE_ANCHORS: tuple[tuple[str, float], ...] = (
+    ("latency_p50", 0.50),
+    ("latency_p95", 0.95),
+    ("latency_p99", 0.99),
+)
+FASTEST_SHARE_OF_P50 = 0.4  # no request is faster than 40 % of the median
+SLOWEST_MULTIPLE_OF_P99 = 2.5  # and none slower than 2.5 × p99
+MIN_DENSITY = 1e-3  # share of requests per second of latency in a quantile's bucket
+NOT_FOUND_SHARE = 0.004  # 0.4 % of requests are 404s: client errors, not in the error rate
+MEMORY_LIMIT_BYTES = 4 * 1024**3
+COST_METRICS = {
+    "cost_compute": "node_cpu_hourly_cost",
+    "cost_memory": "node_ram_hourly_cost",
+    "cost_storage": "pv_hourly_cost",
+    "cost_network": "network_hourly_cost",
+}
+MAX_SECONDS_TIMESTAMP = 10**11
+"""Unix time in seconds stays below this until the year 5138; milliseconds exceed it today.
+
+A millisecond timestamp read as seconds lands thousands of years ahead, and Prometheus's time
+retention (counted from the newest block) then deletes every real block: refuse to write one.
+"""
+
+
+def _latency_knots(quantiles_seconds: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The reference latency CDF: piecewise linear through these (seconds, share) knots."""
+    p50, _, p99 = quantiles_seconds
+    xs = [FASTEST_SHARE_OF_P50 * p50, *quantiles_seconds, SLOWEST_MULTIPLE_OF_P99 * p99]
+    return xs, [0.0, *(share for _, share in QUANTILE_ANCHORS), 1.0]
+
+
+def bucket_cdf(quantiles_seconds: Sequence[float], bounds: Sequence[float]) -> list[float]:
+    """The share of requests at or below each bucket bound, so that `histogram_quantile`
+    gives back exactly p50, p95 and p99 (`quantiles_seconds`).
+
+    Why not just sample a latency distribution at the bounds: `histogram_quantile` reads a
+    straight line between two bounds, while any distribution bends at its quantiles, inside
+    a bucket, so sampled counts are off by up to half a bucket. Here the CDF is straight
+    inside each quantile's bucket and passes through the quantile: the bucket's density `s`
+    sets both its bounds (F(lower) = q - s·(p - lower), F(upper) = q + s·(upper - p)). Every
+    other bound follows the reference CDF (`_latency_knots`). When two quantiles sit in
+    adjacent buckets their shared bound ties the two densities, so a chain of adjacent
+    buckets has one free density: it is taken as close to the reference as the neighbouring
+    bounds allow, which keeps the counts non-decreasing in `le`.
+    """
+    knots_x, knots_y = _latency_knots(quantiles_seconds)
+    cdf = np.interp(bounds, knots_x, knots_y).tolist()
+    anchors = [
+        (x, share) for x, (_, share) in zip(quantiles_seconds, QUANTILE_ANCHORS, strict=True)
+    ]
+    buckets = [bisect.bisect_left(bounds, x) for x, _ in anchors]
+    if buckets[-1] >= len(bounds) or len(set(buckets)) < len(buckets):
+        raise ValueError(f"quantiles {quantiles_seconds} share a bucket or exceed the bounds")
+
+    def lower(j: int) -> float:
+        return bounds[j - 1] if j > 0 else 0.0
+
+    chains: list[list[int]] = []
+    for k, j in enumerate(buckets):
+        if chains and buckets[chains[-1][-1]] == j - 1:
+            chains[-1].append(k)
+        else:
+            chains.append([k])
+    for chain in chains:
+        first, last = buckets[chain[0]], buckets[chain[-1]]
+        below = cdf[first - 2] if first >= 2 else 0.0  # the bound under the chain's first
+        above = cdf[last + 1] if last + 1 < len(bounds) else 1.0
+        # Density of each bucket in the chain as alpha + beta * s, s = the first's density.
+        alpha, beta = [0.0], [1.0]
+        for a, b in itertools.pairwise(chain):
+            (xa, qa), (xb, qb) = anchors[a], anchors[b]
+            shared = bounds[buckets[a]]
+            span_a, span_b = shared - xa, xb - shared
+            alpha.append((qb - qa - alpha[-1] * span_a) / span_b)
+            beta.append(-beta[-1] * span_a / span_b)
+        low, high = 0.0, np.inf
+        (x0, q0), (xn, qn) = anchors[chain[0]], anchors[chain[-1]]
+        bounds_on_s = [
+            (alpha_i, beta_i, MIN_DENSITY, np.inf)
+            for alpha_i, beta_i in zip(alpha, beta, strict=True)
+        ]
+        if first == 0:  # the first bucket starts at 0 with no requests below it
+            bounds_on_s.append((0.0, 1.0, q0 / x0, q0 / x0))
+        else:
+            bounds_on_s.append((0.0, 1.0, -np.inf, (q0 - below) / (x0 - lower(first))))
+        room = (above - qn) / (bounds[last] - xn) if bounds[last] > xn else np.inf
+        bounds_on_s.append((alpha[-1], beta[-1], -np.inf, room))
+        for alpha_i, beta_i, lo_i, hi_i in bounds_on_s:  # lo_i <= alpha_i + beta_i s <= hi_i
+            if beta_i == 0:
+                if not lo_i <= alpha_i <= hi_i:
+                    low, high = np.inf, -np.inf
+                continue
+            ends = sorted(((lo_i - alpha_i) / beta_i, (hi_i - alpha_i) / beta_i))
+            low, high = max(low, ends[0]), min(high, ends[1])
+        if low > high:
+            raise ValueError(f"bucket bounds cannot reproduce quantiles {quantiles_seconds}")
+        if len(chain) == 1:  # the reference CDF's chord across the bucket
+            rise = np.interp(bounds[first], knots_x, knots_y) - np.interp(
+                lower(first), knots_x, knots_y
+            )
+            natural = rise / (bounds[first] - lower(first))
+        else:  # the line through the chain's first two quantiles
+            natural = (anchors[chain[1]][1] - q0) / (anchors[chain[1]][0] - x0)
+        # The reference slope when it fits; else the middle of what fits, so no bucket of
+        # the chain is left (nearly) empty, which would pin a quantile to a bucket bound.
+        s = float(natural if low <= natural <= high else (low + high) / 2)
+        if first > 0:
+            cdf[first - 1] = q0 - s * (x0 - lower(first))
+        for index, k in enumerate(chain):
+            x, q = anchors[k]
+            cdf[buckets[k]] = q + (alpha[index] + beta[index] * s) * (bounds[buckets[k]] - x)
+    if any(b < a - 1e-12 for a, b in itertools.pairwise([0.0, *cdf, 1.0])):
+        raise ValueError(f"bucket counts not monotonic for quantiles {quantiles_seconds}")
+    return cdf
+
+
+def latency_bucket_counts(
+    quantiles_seconds: np.ndarray, requests: np.ndarray, bounds: Sequence[float]
+) -> np.ndarray:
+    """Per minute (rows of p50, p95, p99 in seconds), requests at or below each bound."""
+    shares = np.array([bucket_cdf(row, bounds) for row in quantiles_seconds.tolist()])
+    return np.clip(shares, 0.0, 1.0) * requests[:, None]
+
+
+def mean_latency_seconds(quantiles_seconds: np.ndarray) -> np.ndarray:
+    """Mean of the piecewise-linear latency distribution (for the histogram's `_sum`)."""
+    knots_x = np.column_stack(
+        [
+            FASTEST_SHARE_OF_P50 * quantiles_seconds[:, 0],
+            quantiles_seconds,
+            SLOWEST_MULTIPLE_OF_P99 * quantiles_seconds[:, 2],
+        ]
+    )
+    mass = np.diff(np.concatenate([[0.0], [q for _, q in QUANTILE_ANCHORS], [1.0]]))
+    return ((knots_x[:, :-1] + knots_x[:, 1:]) / 2 * mass).sum(axis=1)
+
+
+def _label_value(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _lines(series: str, timestamps: np.ndarray, values: np.ndarray) -> list[str]:
+    return [
+        f"{series} {value!r} {ts}\n" for ts, value in zip(timestamps, values.tolist(), strict=True)
+    ]
+
+
+def openmetrics_families(
+    samples: pd.DataFrame, step_seconds: int = STEP_SECONDS
+) -> dict[str, tuple[str, str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """The raw series, per metric family: (type, help, {series text: (timestamps, values)}).
+
+    Timestamps are Unix seconds. Counters start at 0 one step before the window, so the
+    window's first minute has a rate too.
+    """
+    wide = samples.pivot_table(index="ts", columns=["service", "kpi"], values="value")
+    wide = wide.sort_index()
+    seconds = wide.index.as_unit("s").asi8.astype(np.int64)
+    # The window is contiguous in UTC (the DST day is shorter in local time only), so every
+    # increment spans one step; a gap would need scaling, so refuse one instead of guessing.
+    if not (np.diff(seconds) == step_seconds).all():
+        raise ValueError("samples must be contiguous on the step grid")
+    counter_ts = np.concatenate([[seconds[0] - step_seconds], seconds])
+
+    def counter(increments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return counter_ts, np.concatenate([[0.0], np.cumsum(increments)])
+
+    families: dict[str, tuple[str, str, dict[str, tuple[np.ndarray, np.ndarray]]]] = {
+        "http_requests": ("counter", "HTTP requests handled, by status code.", {}),
+        "http_request_duration_seconds": ("histogram", "HTTP request latency.", {}),
+        "process_cpu_seconds": ("counter", "CPU time used, in seconds.", {}),
+        "container_memory_working_set_bytes": ("gauge", "Memory working set.", {}),
+        "container_spec_memory_limit_bytes": ("gauge", "Memory limit.", {}),
+        **{
+            metric: ("gauge", f"OpenCost-style {kpi.removeprefix('cost_')} cost, USD/h.", {})
+            for kpi, metric in COST_METRICS.items()
+        },
+    }
+    for service in SERVICES:
+        label = f'service="{_label_value(service)}"'
+        column = {kpi: wide[service, kpi].to_numpy(dtype=float) for kpi in KPIS}
+        requests = column["throughput"] * step_seconds
+        errors = requests * column["error_rate"] / 100
+        not_found = requests * NOT_FOUND_SHARE
+        http = families["http_requests"][2]
+        http[f'http_requests_total{{{label},code="200"}}'] = counter(requests - errors - not_found)
+        http[f'http_requests_total{{{label},code="404"}}'] = counter(not_found)
+        http[f'http_requests_total{{{label},code="500"}}'] = counter(errors)
+
+        quantiles = np.column_stack([column[kpi] / 1000 for kpi, _ in QUANTILE_ANCHORS])
+        buckets = latency_bucket_counts(quantiles, requests, HISTOGRAM_BUCKETS_SECONDS)
+        histogram = families["http_request_duration_seconds"][2]
+        for j, bound in enumerate(HISTOGRAM_BUCKETS_SECONDS):
+            name = f'http_request_duration_seconds_bucket{{{label},le="{bound!r}"}}'
+            histogram[name] = counter(buckets[:, j])
+        name = f'http_request_duration_seconds_bucket{{{label},le="+Inf"}}'
+        histogram[name] = counter(requests)
+        histogram[f"http_request_duration_seconds_count{{{label}}}"] = counter(requests)
+        histogram[f"http_request_duration_seconds_sum{{{label}}}"] = counter(
+            requests * mean_latency_seconds(quantiles)
+        )
+
+        families["process_cpu_seconds"][2][f"process_cpu_seconds_total{{{label}}}"] = counter(
+            column["cpu_utilization"] / 100 * step_seconds
+        )
+        limit = np.full(len(seconds), float(MEMORY_LIMIT_BYTES))
+        working_set = np.round(column["memory_utilization"] / 100 * MEMORY_LIMIT_BYTES)
+        families["container_memory_working_set_bytes"][2][
+            f"container_memory_working_set_bytes{{{label}}}"
+        ] = (seconds, working_set)
+        families["container_spec_memory_limit_bytes"][2][
+            f"container_spec_memory_limit_bytes{{{label}}}"
+        ] = (seconds, limit)
+        for kpi, metric in COST_METRICS.items():
+            families[metric][2][f"{metric}{{{label}}}"] = (seconds, column[kpi])
+    return families
+
+
+def write_openmetrics(
+    samples: pd.DataFrame, path: Path, *, shift_seconds: int = 0, step_seconds: int = STEP_SECONDS
+) -> int:
+    """Write the week as OpenMetrics text (timestamps in seconds, `# EOF` last); returns lines.
+
+    `shift_seconds` moves every timestamp, so a test can place the week just before "now".
+    A histogram's samples are written point by point (all buckets, count and sum of one
+    timestamp together), as OpenMetrics groups a histogram's MetricPoint; other series one
+    after the other, each in time order.
+    """
+    families = openmetrics_families(samples, step_seconds)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for family, (kind, help_text, series) in families.items():
+            out.write(f"# TYPE {family} {kind}\n# HELP {family} {help_text}\n")
+            count += 2
+            if kind == "histogram":
+                # Group by label set (everything but `le`), then write point by point.
+                groups: dict[str, list[str]] = {}
+                for name in series:
+                    key = name.split(",le=")[0].split("{", 1)[1].rstrip("}")
+                    groups.setdefault(key, []).append(name)
+                for names in groups.values():
+                    stamps = series[names[0]][0] + shift_seconds
+                    _check_seconds(stamps)
+                    columns = [series[name][1].tolist() for name in names]
+                    chunk = []
+                    for i, ts in enumerate(stamps.tolist()):
+                        for name, values in zip(names, columns, strict=True):
+                            chunk.append(f"{name} {values[i]!r} {ts}\n")
+                    out.writelines(chunk)
+                    count += len(chunk)
+                continue
+            for name, (stamps, values) in series.items():
+                shifted = stamps + shift_seconds
+                _check_seconds(shifted)
+                lines = _lines(name, shifted, values)
+                out.writelines(lines)
+                count += len(lines)
+        out.write("# EOF\n")
+    return count + 1
+
+
+def _check_seconds(stamps: np.ndarray) -> None:
+    if len(stamps) and (stamps.max() >= MAX_SECONDS_TIMESTAMP or stamps.min() < 0):
+        raise ValueError(
+            f"timestamps must be Unix seconds, got {stamps.min()}..{stamps.max()} "
+            "(milliseconds would create far-future blocks that retention then deletes)"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"snapshot root (default: {DEFAULT_OUT})"
     )
+    parser.add_argument(
+        "--openmetrics",
+        type=Path,
+        metavar="FILE",
+        help="write the week as raw Prometheus series in OpenMetrics text instead",
+    )
+    parser.add_argument(
+        "--shift-days",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --openmetrics: move every timestamp N days (whole weeks keep the DST day)",
+    )
     args = parser.parse_args(argv)
+    if args.openmetrics:
+        lines = write_openmetrics(
+            generate_samples(), args.openmetrics, shift_seconds=args.shift_days * 86_400
+        )
+        print(f"wrote {args.openmetrics} ({lines} lines)")
+        return
     release_dir = write_snapshot(generate_samples(), args.out)
     print(f"wrote {release_dir}")
 

@@ -9,6 +9,11 @@ the row says so (`relative = False`, `drift_pct` and `adverse_drift_pct` NaN, wh
 writer maps to null) and carries the absolute change instead. Such a row is flagged when it
 moved the bad way by more than `near_zero` — an error rate going from 0 to 0.3 % is news,
 not a silent pass. Nothing here divides by zero or emits Infinity.
+
+`compare_day` is the day's comparison as the pipeline runs it: the baseline is first turned
+into an expectation for the hours the day covers (and, with a pre-GA reference week, for
+its weekday; see `seasonality`), then `compute_drift` compares the two. The whole-day
+comparison is kept alongside (`overall_*`), so a reader sees what the seasonality changed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from tars_pipeline.analytics import seasonality
+from tars_pipeline.analytics.stats import summarise
 from tars_pipeline.config import KpiDefinition
 from tars_pipeline.reporting.escape import markdown
 
@@ -38,6 +45,18 @@ DRIFT_COLUMNS: tuple[str, ...] = (
     "direction",
     "kind",
     "unit",
+)
+# What `compare_day` adds: how the baseline was matched to the day, and the plain
+# whole-day comparison for contrast.
+DAY_COMPARISON_COLUMNS: tuple[str, ...] = (
+    "baseline_method",
+    "hours_compared",
+    "weekday_factor",
+    "overall_baseline_value",
+    "overall_observed_value",
+    "overall_drift_pct",
+    "max_hourly_drift_pct",
+    "max_hourly_drift_hour",
 )
 _COMPARABLE = ("mean", "p50", "p95", "p99", "min", "max")
 _KPI_ATTRIBUTES = ("statistic", "threshold_pct", "near_zero", "direction", "kind", "unit")
@@ -158,6 +177,71 @@ def compute_drift(
         }
     )
     return drift.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def compare_day(
+    day_samples: pd.DataFrame,
+    baseline_samples: pd.DataFrame,
+    kpis: Mapping[str, KpiDefinition],
+    *,
+    timezone: str,
+    hour_of_day: bool = True,
+    reference: seasonality.ReferenceDays | None = None,
+) -> pd.DataFrame:
+    """Drift of one day against the baseline, matched for the time of day (and weekday).
+
+    1. `seasonality.expectation`: the day's statistics over the local hours both sides
+       cover, and the baseline's expectation for exactly those hours (× the weekday factor
+       with a reference week);
+    2. `compute_drift` of the two: DRIFT_COLUMNS, as SPEC §3 defines drift;
+    3. the plain whole-day comparison for contrast: overall_baseline_value,
+       overall_observed_value, overall_drift_pct (NaN when undefined);
+    4. the largest hour-of-day drift of the day vs the baseline's same hour
+       (max_hourly_drift_pct, max_hourly_drift_hour; NaN / -1 when undefined).
+
+    baseline_method says what was compared ("hour_of_day", "+weekday" when a factor was
+    applied, "overall" when no hour was in common), hours_compared over how many hours.
+    Inputs are sample frames (service, kpi, ts, value), already cleaned (`stats.prefilter`,
+    `maintenance.exclude_maintenance`). Columns: DRIFT_COLUMNS + DAY_COMPARISON_COLUMNS.
+    """
+    expected = seasonality.expectation(
+        day_samples,
+        baseline_samples,
+        timezone,
+        hour_of_day=hour_of_day,
+        reference=reference,
+        kpis=kpis,
+    )
+    drift = compute_drift(expected.day_stats, expected.baseline_stats, kpis)
+    overall = compute_drift(summarise(day_samples), summarise(baseline_samples), kpis)
+    overall = overall[["service", "kpi", "baseline_value", "observed_value", "drift_pct"]].rename(
+        columns={
+            "baseline_value": "overall_baseline_value",
+            "observed_value": "overall_observed_value",
+            "drift_pct": "overall_drift_pct",
+        }
+    )
+    hourly = seasonality.largest_hourly_drift(
+        seasonality.hourly_comparison(day_samples, baseline_samples, timezone, kpis)
+    )
+    keys = ["service", "kpi"]
+    drift = (
+        drift.merge(expected.info, on=keys, how="left")
+        .merge(overall, on=keys, how="left")
+        .merge(hourly, on=keys, how="left")
+    )
+    drift["baseline_method"] = drift["baseline_method"].fillna("overall")
+    drift["hours_compared"] = drift["hours_compared"].fillna(0).astype("int64")
+    drift["weekday_factor"] = drift["weekday_factor"].fillna(1.0).astype("float64")
+    drift["max_hourly_drift_hour"] = drift["max_hourly_drift_hour"].fillna(-1).astype("int64")
+    for column in (
+        "overall_baseline_value",
+        "overall_observed_value",
+        "overall_drift_pct",
+        "max_hourly_drift_pct",
+    ):
+        drift[column] = drift[column].astype("float64")
+    return drift[[*DRIFT_COLUMNS, *DAY_COMPARISON_COLUMNS]]
 
 
 def format_value(value: float) -> str:

@@ -12,7 +12,9 @@ SPEC §3 "Health score", every number from `HealthConfig`:
   to 0-100 and rounded to one decimal; its band comes from `bands`.
 
 Every KPI's weighted points are kept, and they add up to the weighted mean, so a score is
-always explainable: "latency_p99 gave 9.4 of a possible 12.5 points".
+always explainable: "latency_p99 gave 9.4 of a possible 12.5 points". Each contribution
+also carries its threshold, the points it could have given (`max_points`), the points it
+lost, and a one-line `reason` naming the rule that set its score.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ CONTRIBUTION_COLUMNS: tuple[str, ...] = (
     "weight",
     "slo_breached",
     "weighted_points",
+    "threshold_pct",
+    "max_points",
+    "points_lost",
+    "reason",
 )
 PERFECT_SCORE = 100.0
 _DEFAULT_WEIGHT = 1.0
@@ -103,7 +109,7 @@ def anomaly_penalty(anomalies: pd.DataFrame, per_event: Mapping[str, float], cap
 
 
 def _empty_contributions() -> pd.DataFrame:
-    dtypes = {"service": object, "kpi": object, "slo_breached": "bool"}
+    dtypes = {"service": object, "kpi": object, "slo_breached": "bool", "reason": object}
     return pd.DataFrame(
         {name: pd.Series(dtype=dtypes.get(name, "float64")) for name in CONTRIBUTION_COLUMNS}
     )
@@ -141,7 +147,23 @@ def kpi_contributions(
         dtype="float64",
     )
     total_weight = weight.sum()
-    weighted_points = weight * score / total_weight if total_weight > 0 else np.zeros_like(score)
+    share = weight / total_weight if total_weight > 0 else np.zeros_like(weight)
+    weighted_points = share * score
+    max_points = share * PERFECT_SCORE
+    directions = drift["direction"] if "direction" in drift.columns else None
+    reasons = [
+        _reason(
+            relative=bool(relative[i]),
+            flagged=bool(flagged[i]),
+            adverse_pct=float(adverse[i]),
+            threshold_pct=float(threshold[i]),
+            score=float(score[i]),
+            breached=bool(slo_breached[i]),
+            neutral=directions is not None and directions.iloc[i] == "neutral",
+            config=config,
+        )
+        for i in range(len(drift))
+    ]
     return pd.DataFrame(
         {
             "service": drift["service"].to_numpy(),
@@ -151,8 +173,46 @@ def kpi_contributions(
             "weight": weight,
             "slo_breached": slo_breached,
             "weighted_points": weighted_points,
+            "threshold_pct": threshold,
+            "max_points": max_points,
+            "points_lost": max_points - weighted_points,
+            "reason": reasons,
         }
     )
+
+
+def _reason(
+    *,
+    relative: bool,
+    flagged: bool,
+    adverse_pct: float,
+    threshold_pct: float,
+    score: float,
+    breached: bool,
+    neutral: bool,
+    config: HealthConfig,
+) -> str:
+    """The rule behind one KPI's score, with its numbers, in one line."""
+    if neutral:
+        text = "neutral KPI: a move is not adverse → 100"
+    elif not relative:
+        text = (
+            f"baseline ~0 and it moved the bad way → {config.undefined_drift_score:g}"
+            if flagged
+            else "baseline ~0, no adverse move → 100"
+        )
+    elif adverse_pct <= threshold_pct:
+        text = f"adverse drift {adverse_pct:.1f} % ≤ threshold {threshold_pct:g} % → 100"
+    else:
+        zero_at = config.zero_score_multiple * threshold_pct
+        unclamped = kpi_score(adverse_pct, threshold_pct, config.zero_score_multiple)
+        text = (
+            f"adverse drift {adverse_pct:.1f} % vs threshold {threshold_pct:g} % "
+            f"(0 at {zero_at:g} %) → {unclamped:.1f}"
+        )
+    if breached:
+        text += f"; SLO breached → at most {config.slo_breach_cap:g}"
+    return f"{text} (score {score:.1f})"
 
 
 def score_day(
@@ -171,8 +231,11 @@ def score_day(
     """
     contributions = kpi_contributions(drift, slo_breaches, kpis, config)
     has_weight = not contributions.empty and contributions["weight"].sum() > 0
+    # Σ share · score can land a hair above 100 in floating point (100.00000000000001).
     weighted_kpi_score = (
-        float(contributions["weighted_points"].sum()) if has_weight else PERFECT_SCORE
+        min(float(contributions["weighted_points"].sum()), PERFECT_SCORE)
+        if has_weight
+        else PERFECT_SCORE
     )
     penalty = anomaly_penalty(
         anomalies, config.anomaly_penalty_per_event, config.anomaly_penalty_cap

@@ -271,12 +271,15 @@ def _slo_recommendations(summary: Mapping) -> list[dict]:
     return out
 
 
-def _cost_recommendations(cost: Mapping) -> list[dict]:
+def _cost_recommendations(cost: Mapping, growth_pct: float) -> list[dict]:
     out: list[dict] = []
     monthly = _finite(cost.get("projected_monthly"))
     change = _finite(cost.get("change_pct"))
     hints = list(cost.get("hints") or [])
-    if monthly is not None and monthly > 0 and ((change is not None and change > 0) or hints):
+    # A bill that moved by noise (+0.3 %) is no finding; one that grew past the growth
+    # threshold, or has a hint with a saving, is.
+    grew = change is not None and change >= growth_pct
+    if monthly is not None and monthly > 0 and (grew or hints):
         growing = [
             f"{row['resource_type']} {format_pct(row['change_pct'])}"
             for row in cost.get("by_resource") or []
@@ -345,6 +348,7 @@ def build_recommendations(
     cost: Mapping | None,
     *,
     limit: int = 10,
+    cost_growth_pct: float = 10.0,
 ) -> list[dict]:
     """The top `limit` recommendations, one per finding, most urgent first.
 
@@ -353,6 +357,8 @@ def build_recommendations(
     and `cost.cost_analysis`. Each recommendation: priority (P0-P3), title (specific and
     actionable, with the numbers), action, evidence (kpi, service, day and the finding's
     numbers), category (degradation / slo / unexpected_drift / cost), severity, impact.
+    The P3 "optimise cost" item appears when the window's daily average grew by at least
+    `cost_growth_pct` (`CostConfig.growth_hint_pct`) over GA day, or when a hint has one.
     """
     recommendations: list[dict] = []
     recommendations.extend(_degradation_recommendation(d) for d in degradations)
@@ -360,7 +366,7 @@ def build_recommendations(
         recommendations.extend(_slo_recommendations(summary))
     recommendations.extend(_drift_recommendation(d) for d in unexpected_drifts)
     if cost:
-        recommendations.extend(_cost_recommendations(cost))
+        recommendations.extend(_cost_recommendations(cost, cost_growth_pct))
     return sorted(recommendations, key=_sort_key)[:limit]
 
 

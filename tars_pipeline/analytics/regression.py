@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tars_pipeline.analytics.seasonality import hour_matched_values, with_local_hour
 from tars_pipeline.config import KpiDefinition
 
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
@@ -44,6 +45,7 @@ HIGH_MULTIPLE = 2.0
 # The drift module flags at exactly the threshold; 150 → 165 ms is 9.999999999999998 %.
 _THRESHOLD_TOLERANCE = 1e-9
 _EMPTY = np.empty(0, dtype="float64")
+_KEYS = ["service", "kpi"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,6 +122,15 @@ class Comparison:
     effect_size is Cliff's delta of observed vs baseline, P(obs > base) − P(obs < base), the
     rank-biserial correlation 2U/(n₁n₂) − 1 with U the observed sample's Mann-Whitney U:
     +1 when every observed value exceeds every baseline value.
+
+    tie_share is P(obs = base) over all pairs. A series is `zero_heavy` when at least the
+    configured share of the pooled samples is exactly 0 (sparse error rates): most pairs
+    are then 0 = 0 ties, which pull δ towards 0 whatever happened on the minutes with
+    errors. Its magnitude is then read from δ / (1 − tie_share), the dominance among the
+    pairs that differ (ties carry no information about which side dominates; N. Cliff,
+    "Dominance statistics", Psychological Bulletin 114(3), 1993), so a day whose error
+    minutes went from 2 % to 10 % of the day is not called a negligible change.
+    `nonzero_*_pct` say how many samples carried errors on each side.
     """
 
     p_value: float
@@ -128,14 +139,38 @@ class Comparison:
     effect_magnitude: str
     baseline_count: int
     observed_count: int
+    tie_share: float = 0.0
+    zero_heavy: bool = False
+    nonzero_baseline_pct: float | None = None
+    nonzero_observed_pct: float | None = None
+
+    @property
+    def untied_effect_size(self) -> float:
+        """δ / (1 − P(tie)): Cliff's delta among the pairs that differ (0 when all tie)."""
+        untied = 1.0 - self.tie_share
+        return self.effect_size / untied if untied > 0 else 0.0
 
 
-def compare_samples(baseline: np.ndarray, observed: np.ndarray) -> Comparison:
+def _tie_share(base: np.ndarray, obs: np.ndarray) -> float:
+    """P(obs = base) over all n_base · n_obs pairs: Σ_v n_base(v) · n_obs(v) / (n_base · n_obs)."""
+    base_values, base_counts = np.unique(base, return_counts=True)
+    obs_values, obs_counts = np.unique(obs, return_counts=True)
+    _, base_at, obs_at = np.intersect1d(base_values, obs_values, return_indices=True)
+    tied = float((base_counts[base_at].astype("float64") * obs_counts[obs_at]).sum())
+    return tied / (float(base.size) * float(obs.size))
+
+
+def compare_samples(
+    baseline: np.ndarray, observed: np.ndarray, *, zero_heavy_share: float = 0.5
+) -> Comparison:
     """Two-sided Mann-Whitney U test (scipy.stats.mannwhitneyu, tie-corrected) of observed
     vs baseline, as Kayenta's judge classifies a canary metric, with Cliff's delta.
 
     Non-finite values are dropped first. An empty side, or all values equal (nothing to
-    rank), gives p = 1.0 and δ = 0: no evidence of a change.
+    rank), gives p = 1.0 and δ = 0: no evidence of a change. The rank test stays valid for
+    zero-heavy series (its tie correction handles the zeros); only the reading of the effect
+    size changes (see `Comparison`): with ≥ `zero_heavy_share` zeros pooled, the magnitude
+    comes from δ among the pairs that differ.
     """
     base = np.asarray(baseline, dtype="float64")
     obs = np.asarray(observed, dtype="float64")
@@ -143,15 +178,47 @@ def compare_samples(baseline: np.ndarray, observed: np.ndarray) -> Comparison:
     n_base, n_obs = base.size, obs.size
     if n_base == 0 or n_obs == 0:
         return Comparison(1.0, 0.0, 0.0, "negligible", n_base, n_obs)
+    nonzero_base = float(np.count_nonzero(base)) / n_base * 100.0
+    nonzero_obs = float(np.count_nonzero(obs)) / n_obs * 100.0
+    zero_share = 1.0 - (np.count_nonzero(base) + np.count_nonzero(obs)) / (n_base + n_obs)
+    zero_heavy = bool(zero_share >= zero_heavy_share)
     if np.ptp(np.concatenate([base, obs])) == 0:
-        return Comparison(1.0, n_base * n_obs / 2.0, 0.0, "negligible", n_base, n_obs)
+        return Comparison(
+            1.0,
+            n_base * n_obs / 2.0,
+            0.0,
+            "negligible",
+            n_base,
+            n_obs,
+            1.0,
+            zero_heavy,
+            nonzero_base,
+            nonzero_obs,
+        )
     result = stats.mannwhitneyu(obs, base, alternative="two-sided")
     u_statistic = float(result.statistic)
     p_value = float(result.pvalue)
     if not math.isfinite(p_value):
         p_value = 1.0
     delta = 2.0 * u_statistic / (n_base * n_obs) - 1.0
-    return Comparison(p_value, u_statistic, delta, effect_magnitude(delta), n_base, n_obs)
+    tie_share = _tie_share(base, obs)
+    comparison = Comparison(
+        p_value,
+        u_statistic,
+        delta,
+        effect_magnitude(delta),
+        n_base,
+        n_obs,
+        tie_share,
+        zero_heavy,
+        nonzero_base,
+        nonzero_obs,
+    )
+    if zero_heavy:
+        comparison = replace(
+            comparison, effect_magnitude=effect_magnitude(comparison.untied_effect_size)
+        )
+    return comparison
 
 
 def is_adverse_effect(effect_size: float, direction: str) -> bool:
@@ -215,6 +282,29 @@ def _slo_impacts(slo_status: pd.DataFrame) -> dict[tuple[str, str, int], SloImpa
             exhausted=current.exhausted or exhausted,
         )
     return impacts
+
+
+def _grouped_frames(samples: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
+    if samples is None or samples.empty:
+        return {}
+    frame = samples[[*keys, "hour", "value"]]
+    out: dict[tuple, pd.DataFrame] = {}
+    for key, rows in frame.groupby(keys, sort=False):
+        normalised = tuple(
+            int(part) if k == "day" else part for k, part in zip(keys, key, strict=True)
+        )
+        out[normalised] = rows
+    return out
+
+
+def _matched_values(
+    baseline: pd.DataFrame | None, day: pd.DataFrame | None, weekday_factor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    if baseline is None or day is None:
+        empty_base = baseline["value"].to_numpy("float64") if baseline is not None else _EMPTY
+        empty_day = day["value"].to_numpy("float64") if day is not None else _EMPTY
+        return empty_base, empty_day
+    return hour_matched_values(baseline, day, weekday_factor)
 
 
 def _grouped_values(samples: pd.DataFrame, keys: list[str]) -> dict[tuple, np.ndarray]:
@@ -333,10 +423,21 @@ def _degradation_explanation(
             f"{format_number(_finite(drift['abs_change']))} {unit})".rstrip()
         )
     comparison = worst.comparison
+    effect = f"Cliff's delta {comparison.effect_size:+.2f} ({comparison.effect_magnitude})"
+    if comparison.zero_heavy:
+        effect = (
+            f"Cliff's delta {comparison.effect_size:+.2f}, {comparison.untied_effect_size:+.2f} "
+            f"among untied pairs ({comparison.effect_magnitude}); non-zero in "
+            f"{format_number(comparison.nonzero_observed_pct)} % of samples vs "
+            f"{format_number(comparison.nonzero_baseline_pct)} % on GA day"
+        )
     test = (
-        f"Mann-Whitney U {format_p_value(comparison.p_value)} (significant at {p_threshold:g}), "
-        f"Cliff's delta {comparison.effect_size:+.2f} ({comparison.effect_magnitude})"
+        f"Mann-Whitney U {format_p_value(comparison.p_value)} "
+        f"(significant at {p_threshold:g}), {effect}"
     )
+    factor = _finite(drift.get("weekday_factor"))
+    if factor is not None and abs(factor - 1.0) > 1e-12:
+        test += f"; baseline × weekday factor {factor:.3f} from the reference week"
     slo = ""
     if impact is not None and impact.slo is not None:
         utilisation = "n/a" if impact.utilisation is None else f"{impact.utilisation:.2f}"
@@ -356,6 +457,8 @@ def find_degradations(
     degradation_threshold_pct: Callable[[KpiDefinition], float],
     well_inside_utilisation: float,
     last_day: int,
+    timezone: str | None = None,
+    zero_heavy_share: float = 0.5,
 ) -> list[dict]:
     """One record per (service, KPI) that degraded on at least one day of 1..N.
 
@@ -369,19 +472,40 @@ def find_degradations(
     Record: kpi, kpi_title, service, kind, unit, direction, statistic, severity,
     severity_reasons, day_first, worst_day, baseline / observed / change_pct / abs_change /
     adverse_drift_pct / threshold_multiple (at the worst day), threshold_pct, p_value,
-    u_statistic, effect_size, effect_magnitude (worst day), days_degraded, status
+    u_statistic, effect_size, effect_magnitude (worst day), days_degraded, zero_heavy,
+    nonzero_baseline_pct / nonzero_observed_pct (share of samples that are not 0; the
+    explanation gives δ among untied pairs), baseline_method and weekday_factor (how the
+    worst day was compared), status
     ("resolved" when the last day is not degraded and back below threshold, else "ongoing"),
     slo, slo_utilisation (worst day), slo_breached, slo_exhausted, explanation.
     Sorted by severity, then adverse drift (largest first).
 
     `slo_status`: day, service, kpi, slo, utilisation, breached, exhausted (window budget
     ≥ 100 %); may be empty.
+
+    With `timezone` (and a `ts` column in both sample frames) the rank test compares the
+    same local hours the drift step compared (`seasonality.hour_matched_values`): baseline
+    samples of the hours the day has, × the drift row's `weekday_factor` when present, so
+    a partial day is not "significantly lower" for missing its peak. Series with at least
+    `zero_heavy_share` zeros pooled read their effect size among untied pairs
+    (`compare_samples`); their records carry nonzero_baseline_pct / nonzero_observed_pct.
     """
     if drift is None or drift.empty:
         return []
     drift = drift[drift["day"] >= 1]
-    baseline_values = _grouped_values(baseline_samples, ["service", "kpi"])
-    day_values = _grouped_values(day_samples, ["service", "kpi", "day"])
+    hour_matched = (
+        timezone is not None
+        and baseline_samples is not None
+        and day_samples is not None
+        and "ts" in baseline_samples.columns
+        and "ts" in day_samples.columns
+    )
+    if hour_matched:
+        baseline_frames = _grouped_frames(with_local_hour(baseline_samples, timezone), _KEYS)
+        day_frames = _grouped_frames(with_local_hour(day_samples, timezone), [*_KEYS, "day"])
+    else:
+        baseline_values = _grouped_values(baseline_samples, _KEYS)
+        day_values = _grouped_values(day_samples, [*_KEYS, "day"])
     impacts = _slo_impacts(slo_status)
     exhausted_keys = {(key[0], key[1]) for key, impact in impacts.items() if impact.exhausted}
 
@@ -397,9 +521,17 @@ def find_degradations(
             row = by_day[day]
             if not crosses_threshold(row, threshold):
                 continue
+            if hour_matched:
+                base_values, observed_values = _matched_values(
+                    baseline_frames.get((service, kpi_name)),
+                    day_frames.get((service, kpi_name, day)),
+                    _finite(row.get("weekday_factor")) or 1.0,
+                )
+            else:
+                base_values = baseline_values.get((service, kpi_name), _EMPTY)
+                observed_values = day_values.get((service, kpi_name, day), _EMPTY)
             comparison = compare_samples(
-                baseline_values.get((service, kpi_name), _EMPTY),
-                day_values.get((service, kpi_name, day), _EMPTY),
+                base_values, observed_values, zero_heavy_share=zero_heavy_share
             )
             if comparison.p_value < p_value and is_adverse_effect(
                 comparison.effect_size, kpi.direction
@@ -489,6 +621,11 @@ def _degradation_record(
         "effect_size": worst.comparison.effect_size,
         "effect_magnitude": worst.comparison.effect_magnitude,
         "days_degraded": degraded_days,
+        "zero_heavy": worst.comparison.zero_heavy,
+        "nonzero_baseline_pct": worst.comparison.nonzero_baseline_pct,
+        "nonzero_observed_pct": worst.comparison.nonzero_observed_pct,
+        "baseline_method": worst.drift.get("baseline_method"),
+        "weekday_factor": _finite(worst.drift.get("weekday_factor")),
         "status": "resolved" if resolved else "ongoing",
         "slo": worst_impact.slo if worst_impact is not None else None,
         "slo_utilisation": worst_impact.utilisation if worst_impact is not None else None,
@@ -691,7 +828,10 @@ def find_unexpected_drifts(
 
     A (service, KPI) qualifies when it is not cost-kind, is not among `degradations`, and
     its largest |drift_pct| over days 1..N is ≥ the KPI's threshold_pct and < `max_pct`
-    (the 10-30 % band). Rows without a percentage (baseline ~0) are skipped.
+    (the 10-30 % band). A neutral KPI (throughput) has no upper bound: the band's ceiling
+    is where a drift becomes a regression candidate, which a neutral KPI never is, so a
+    40 % load change is listed rather than dropped. Rows without a percentage (baseline ~0)
+    are skipped.
 
     Record: kpi, kpi_title, service, kind, unit, direction, change_pct (signed, at the day of
     largest |drift|), baseline / observed (that day), day_of_max, daily_drift_pct (by day,
@@ -714,7 +854,8 @@ def find_unexpected_drifts(
         if kpi is None or kpi.kind == "cost" or (service, kpi_name) in degraded:
             continue
         peak = _peak(series)
-        if peak is None or not (kpi.threshold_pct <= abs(peak[1]) < max_pct):
+        ceiling = math.inf if kpi.direction == "neutral" else max_pct
+        if peak is None or not (kpi.threshold_pct <= abs(peak[1]) < ceiling):
             continue
         day_of_max, change = peak
         finite = series.dropna()
@@ -800,23 +941,27 @@ def _drift_explanation(
     if trend.trend == "volatile":
         how = (
             f"fluctuated between {format_pct(float(series.min()))} and "
-            f"{format_pct(float(series.max()))} (day-to-day spread {trend.spread_pct:.1f} %)"
+            f"{format_pct(float(series.max()))} (day-to-day spread "
+            f"{format_pct(trend.spread_pct, signed=False)})"
         )
-    elif trend.trend in ("increasing", "decreasing"):
+    elif trend.trend in ("increasing", "decreasing") and trend.p_value is not None:
         how = (
             f"is {trend.trend} (Theil-Sen {trend.slope_pct_per_day:+.1f} %/day, "
             f"Kendall p = {trend.p_value:.2g})"
         )
+    elif trend.trend in ("increasing", "decreasing"):
+        how = f"is {trend.trend} (too few days for a trend test: first-to-last move)"
     else:
         how = "held that level"
     if trend.trend in ("increasing", "decreasing"):
         move = f"drifted {format_pct(change)} ({values}) by day {day_of_max}"
     else:
         move = f"peaked at {format_pct(change)} ({values}) on day {day_of_max}"
-    sentence = (
-        f"{label} on {service} {move} and {how}; inside the "
-        f"{kpi.threshold_pct:g}-{max_pct:g} % watch band, not a regression"
-    )
+    if kpi.direction == "neutral":
+        verdict = "a neutral KPI: worth explaining, never a regression"
+    else:
+        verdict = f"inside the {kpi.threshold_pct:g}-{max_pct:g} % watch band, not a regression"
+    sentence = f"{label} on {service} {move} and {how}; {verdict}"
     if causes:
         sentence += "; moves with " + ", ".join(cause["text"] for cause in causes[:3])
     return sentence + "."
@@ -965,4 +1110,5 @@ def find_successes(
     if drift is not None and not drift.empty:
         covered = {(s["service"], s["kpi"]) for s in successes}
         successes.extend(_stable_kpi_successes(drift, kpis, covered))
-    return successes
+    # A success states how far it beat its target; without that number it is not one.
+    return [s for s in successes if _finite(s.get("achievement_pct")) is not None]

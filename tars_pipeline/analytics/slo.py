@@ -288,14 +288,17 @@ def days_to_exhaustion(
 
     At burn rate b a day spends b / period_days of the budget, so the remaining share
     (1 − consumed) lasts (1 − consumed) × period_days / b days. 0 when already exhausted;
-    None when nothing burns (b ≤ 0: never).
+    None when nothing burns (b ≤ 0: never), or burns so little that the quotient is no
+    finite number of days.
     """
     remaining = 1.0 - budget_consumed_pct / 100.0
     if remaining <= 0:
         return 0.0
     if current_burn_rate <= 0:
         return None
-    return remaining * period_days / current_burn_rate
+    with np.errstate(over="ignore", divide="ignore"):
+        days = np.float64(remaining) * period_days / np.float64(current_burn_rate)
+    return float(days) if np.isfinite(days) else None
 
 
 def _window_samples_bad(

@@ -11,6 +11,8 @@ day, so the same samples always give the same numbers whichever source produced 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -33,8 +35,94 @@ HOURLY_PROFILE_COLUMNS: tuple[str, ...] = (
     "stddev",
     "sample_count",
 )
+DROPPED_COLUMNS: tuple[str, ...] = ("service", "kpi", "reason", "dropped_samples")
+# No KPI value is this large (10¹⁵ req/s is a million times all web traffic); beyond it a
+# sample is exporter garbage, and keeping it out keeps every sum and square of a day of
+# samples finite (1440 · (10¹⁵)² ≈ 1.4 · 10³³, far below float's 1.8 · 10³⁰⁸).
+MAX_ABS_VALUE = 1e15
 _KEYS = ["service", "kpi"]
 _QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+
+
+@dataclass(frozen=True, eq=False)
+class Prefiltered:
+    """Samples fit to summarise, and what was dropped from them (per series and reason)."""
+
+    samples: pd.DataFrame
+    dropped: pd.DataFrame
+
+
+def prefilter(samples: pd.DataFrame, *, drop_negative: bool = True) -> Prefiltered:
+    """Kayenta's pre-filter step: remove samples no statistic should see, and count them.
+
+    - `non_finite`: NaN or ±Infinity (sources drop these already; this keeps it true);
+    - `negative` (with `drop_negative`): a negative rate, latency, percentage or price is
+      impossible; it is what a counter reset looks like when the rate was taken without
+      reset handling (a naive delta of a counter that restarted at 0). One such sample of
+      −10⁶ req/s would otherwise move a day's mean throughput by hundreds of percent;
+    - `out_of_range`: |value| > MAX_ABS_VALUE (10¹⁵), no KPI's value.
+
+    `dropped` has one row per (service, kpi, reason) with `dropped_samples` > 0.
+
+    The kept samples come in (service, kpi, ts, value) order, whatever order the source
+    returned them in: floating-point sums depend on the order of their terms, and the same
+    samples must always give the same numbers to the last bit.
+    """
+    samples = _canonical_order(samples)
+    values = samples["value"].to_numpy(dtype="float64")
+    non_finite = ~np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        negative = (values < 0) & ~non_finite if drop_negative else np.zeros(len(values), bool)
+        huge = (np.abs(values) > MAX_ABS_VALUE) & ~non_finite & ~negative
+    if not (non_finite.any() or negative.any() or huge.any()):
+        return Prefiltered(samples, _empty_dropped())
+    reason = np.where(
+        non_finite, "non_finite", np.where(negative, "negative", np.where(huge, "out_of_range", ""))
+    )
+    bad = non_finite | negative | huge
+    dropped = (
+        pd.DataFrame(
+            {
+                "service": samples["service"].to_numpy()[bad],
+                "kpi": samples["kpi"].to_numpy()[bad],
+                "reason": reason[bad],
+            }
+        )
+        .groupby(["service", "kpi", "reason"], sort=True)
+        .size()
+        .rename("dropped_samples")
+        .reset_index()
+    )
+    return Prefiltered(samples.loc[~bad].reset_index(drop=True), dropped)
+
+
+def _canonical_order(samples: pd.DataFrame) -> pd.DataFrame:
+    keys = [key for key in ("service", "kpi", "ts", "value") if key in samples.columns]
+    if samples.empty or not keys:
+        return samples
+    ordered = samples.sort_values(keys, kind="stable", na_position="last")
+    if ordered.index.equals(samples.index):
+        return samples
+    return ordered.reset_index(drop=True)
+
+
+def _empty_dropped() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "service": pd.Series(dtype=object),
+            "kpi": pd.Series(dtype=object),
+            "reason": pd.Series(dtype=object),
+            "dropped_samples": pd.Series(dtype="int64"),
+        }
+    )
+
+
+def local_hour(ts: pd.Series, timezone: str) -> np.ndarray:
+    """Hour 0-23 of each timestamp on the wall clock of `timezone` (naive means UTC)."""
+    stamps = pd.to_datetime(pd.Series(ts).reset_index(drop=True))
+    if stamps.dt.tz is None:
+        stamps = stamps.dt.tz_localize("UTC")
+    return stamps.dt.tz_convert(timezone).dt.hour.to_numpy(dtype="int64")
 
 
 def _finite(samples: pd.DataFrame) -> pd.DataFrame:
@@ -54,6 +142,28 @@ def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtypes.get(name, "float64")) for name in columns})
 
 
+def _group_quantiles(samples: pd.DataFrame, group: pd.Series, groups: int) -> dict[str, np.ndarray]:
+    """p50/p95/p99 of each group, Hyndman & Fan definition 7 (numpy's "linear"):
+    with the n sorted values a and h = q · (n − 1), a[⌊h⌋] + (h − ⌊h⌋)(a[⌈h⌉] − a[⌊h⌋]).
+
+    One sort of all values by (group, value) instead of a per-group quantile: the same
+    numbers as `SeriesGroupBy.quantile`, several times faster on a day of minutes.
+    """
+    ids = group.to_numpy(dtype="int64")
+    values = samples["value"].to_numpy(dtype="float64")
+    ordered = values[np.lexsort((values, ids))]
+    counts = np.bincount(ids, minlength=groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out: dict[str, np.ndarray] = {}
+    for name, q in _QUANTILES.items():
+        position = q * (counts - 1)
+        low = np.floor(position).astype("int64")
+        high = np.ceil(position).astype("int64")
+        lower, upper = ordered[starts + low], ordered[starts + high]
+        out[name] = lower + (position - low) * (upper - lower)
+    return out
+
+
 def _sample_stddev(grouped: pd.core.groupby.SeriesGroupBy) -> pd.Series:
     """Sample standard deviation (ddof=1); 0.0 for a group with fewer than two samples."""
     return grouped.std(ddof=1).fillna(0.0)
@@ -64,19 +174,21 @@ def summarise(samples: pd.DataFrame) -> pd.DataFrame:
 
     `stddev` is the sample standard deviation, sqrt(Σ(x − x̄)² / (n − 1)), and 0.0 when a
     series has fewer than two samples (a single point has no spread to speak of).
-    Non-finite values are ignored. Empty input gives an empty frame with the same columns.
+    Non-finite values are ignored, and a statistic that overflows a float (values near
+    10³⁰⁸, which `prefilter` keeps out) is NaN, never ±Infinity. Empty input gives an
+    empty frame with the same columns.
     """
     samples = _finite(samples)
     if samples.empty:
         return _empty(SUMMARY_COLUMNS)
     grouped = samples.groupby(_KEYS, sort=True)["value"]
     summary = grouped.agg(["mean", "min", "max", "size"])
-    percentiles = grouped.quantile(list(_QUANTILES.values())).unstack()
-    percentiles.columns = list(_QUANTILES)
-    summary = summary.join(percentiles)
+    for name, quantile in _group_quantiles(samples, grouped.ngroup(), len(summary)).items():
+        summary[name] = quantile
     summary["stddev"] = _sample_stddev(grouped)
     summary["sample_count"] = summary.pop("size").astype("int64")
     summary = summary.reset_index()
+    summary = summary.replace([np.inf, -np.inf], np.nan)
     return summary[list(SUMMARY_COLUMNS)]
 
 
@@ -90,13 +202,10 @@ def hourly_profile(samples: pd.DataFrame, timezone: str) -> pd.DataFrame:
     samples = _finite(samples)
     if samples.empty:
         return _empty(HOURLY_PROFILE_COLUMNS)
-    ts = pd.to_datetime(samples["ts"])
-    if ts.dt.tz is None:
-        ts = ts.dt.tz_localize("UTC")
-    hour = ts.dt.tz_convert(timezone).dt.hour.astype("int64").rename("hour")
+    hour = pd.Series(local_hour(samples["ts"], timezone), index=samples.index, name="hour")
     grouped = samples.groupby([samples["service"], samples["kpi"], hour], sort=True)["value"]
     profile = grouped.agg(["mean", "size"])
     profile["stddev"] = _sample_stddev(grouped)
     profile["sample_count"] = profile.pop("size").astype("int64")
-    profile = profile.reset_index()
+    profile = profile.reset_index().replace([np.inf, -np.inf], np.nan)
     return profile[list(HOURLY_PROFILE_COLUMNS)]

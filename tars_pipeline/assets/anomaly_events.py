@@ -6,6 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.analytics.anomaly import detect_anomalies
 from tars_pipeline.assets.common import GROUP, STORE_POOL, release_day
+from tars_pipeline.assets.daily_summary import clean_samples
 from tars_pipeline.reporting import outputs
 from tars_pipeline.resources import ReportsResource, TarsConfigResource
 from tars_pipeline.store import open_store, read_table, replace_partition
@@ -54,13 +55,18 @@ def build(kpi_samples: dg.AssetsDefinition) -> dg.AssetsDefinition:
             )
             if len(previous):
                 previous = previous.sort_values("ts").groupby(["service", "kpi"]).tail(warmup_tail)
-            history = pd.concat([previous, samples], ignore_index=True)
+            # The samples the judgement sees: pre-filtered, maintenance windows left out.
+            history = clean_samples(pd.concat([previous, samples], ignore_index=True), tars)
             events = detect_anomalies(
                 history[["service", "kpi", "ts", "value"]],
                 span=thresholds.ewma_span,
                 warmup=thresholds.warmup_samples,
                 z_threshold=z_threshold,
                 severity_z=thresholds.anomaly_severity_z,
+                method=thresholds.anomaly_method,
+                min_points=thresholds.anomaly_min_points,
+                single_sample_z=thresholds.anomaly_single_sample_z,
+                merge_gap=thresholds.anomaly_merge_gap,
             )
             if len(events):
                 events = events[pd.to_datetime(events["peak_ts"], utc=True) >= start]

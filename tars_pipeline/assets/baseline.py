@@ -5,6 +5,7 @@ from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.analytics.stats import hourly_profile, summarise
 from tars_pipeline.assets.common import GROUP, STORE_POOL, release_of
+from tars_pipeline.assets.daily_summary import clean_samples
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.partitions import all_days_of_release, release_partitions
 from tars_pipeline.reporting import outputs
@@ -42,6 +43,9 @@ def build(kpi_samples: dg.AssetsDefinition) -> dg.AssetsDefinition:
                     where="baseline",
                     remedy="materialize kpi_samples for day_00 first (tars-ga-kpi does both)",
                 )
+            # The same samples the daily drift compares against (pre-filtered, maintenance
+            # windows left out), so ga_kpi_summary.json shows what the judgement uses.
+            samples = clean_samples(samples, config)
             stats = summarise(samples)
             profile = hourly_profile(samples, release.timezone)
             replace_partition(

@@ -1,20 +1,36 @@
 """daily_summary: one day against the baseline — drift, SLOs, cost and the health score."""
 
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.analytics.cost import daily_cost
-from tars_pipeline.analytics.drift import compute_drift, drift_table_markdown
-from tars_pipeline.analytics.health import score_day
+from tars_pipeline.analytics.drift import (
+    DAY_COMPARISON_COLUMNS,
+    compare_day,
+    drift_table_markdown,
+)
+from tars_pipeline.analytics.health import DayHealth, score_day
+from tars_pipeline.analytics.maintenance import (
+    events_outside_maintenance,
+    exclude_maintenance,
+    excluded_counts,
+    windows_between,
+)
+from tars_pipeline.analytics.seasonality import ReferenceDays, date_bounds, reference_dates
 from tars_pipeline.analytics.slo import slo_day_status
-from tars_pipeline.analytics.stats import summarise
+from tars_pipeline.analytics.stats import prefilter, summarise
 from tars_pipeline.assets.common import GROUP, STORE_POOL, kpi_map, release_day
-from tars_pipeline.config import TarsConfig
+from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.partitions import all_days_of_release
 from tars_pipeline.reporting import outputs
 from tars_pipeline.resources import ReportsResource, TarsConfigResource
+from tars_pipeline.sources import PrometheusResource, build_source
 from tars_pipeline.store import open_store, read_table, replace_partition
 
 SLO_COLUMNS = [
@@ -52,6 +68,130 @@ def slo_status_for_day(
     return pd.DataFrame(rows, columns=SLO_COLUMNS)
 
 
+@dataclass(frozen=True, eq=False)
+class DayAnalysis:
+    """One day judged against the baseline: every frame the asset stores, and what was
+    left out of the judgement (`dropped` by the pre-filter, `excluded` by maintenance)."""
+
+    stats: pd.DataFrame
+    drift: pd.DataFrame
+    slo: pd.DataFrame
+    cost: pd.DataFrame
+    health: DayHealth
+    anomalies: pd.DataFrame
+    dropped: pd.DataFrame
+    excluded: pd.DataFrame
+
+
+def clean_samples(samples: pd.DataFrame, config: TarsConfig) -> pd.DataFrame:
+    """The samples the judgement sees: pre-filtered (non-finite, and negative values when
+    `thresholds.drop_negative_samples`) and outside every maintenance window."""
+    kept = prefilter(samples, drop_negative=config.thresholds.drop_negative_samples).samples
+    return exclude_maintenance(kept, config.maintenance_windows)
+
+
+def analyse_day(
+    *,
+    samples: pd.DataFrame,
+    baseline_samples: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    config: TarsConfig,
+    release: Release,
+    day: int,
+    reference: ReferenceDays | None = None,
+) -> DayAnalysis:
+    """The day's judgement as pure steps (no store, no Dagster), shared by the asset and
+    the scenario tests:
+
+    1. pre-filter the day's and the GA day's samples (`stats.prefilter`), then leave out
+       maintenance windows (`maintenance.exclude_maintenance`);
+    2. summarise the day; drift vs the baseline's hour-of-day expectation, × the weekday
+       factor with a reference week (`drift.compare_day`);
+    3. SLO status per service on the judged samples;
+    4. cost on every pre-filtered sample (maintenance costs money too);
+    5. the health score, with anomaly events inside maintenance windows not counted.
+    """
+    kpis = kpi_map(config)
+    windows = config.maintenance_windows
+    thresholds = config.thresholds
+    filtered = prefilter(samples, drop_negative=thresholds.drop_negative_samples)
+    judged = exclude_maintenance(filtered.samples, windows)
+    baseline = clean_samples(baseline_samples, config)
+    stats = summarise(judged)
+    drift = compare_day(
+        judged,
+        baseline,
+        kpis,
+        timezone=release.timezone,
+        hour_of_day=thresholds.seasonal_baseline,
+        reference=reference,
+    )
+    slo = slo_status_for_day(judged, stats, config)
+    start, end = release.day_bounds(day)
+    hours = (end - start).total_seconds() / 3600
+    cost = daily_cost(filtered.samples, kpis, hours_in_day=hours)
+    counted = events_outside_maintenance(anomalies, windows)
+    breaches = {(row.service, row.kpi) for row in slo[slo["breached"]].itertuples()}
+    health = score_day(drift, breaches, counted, kpis, config.health)
+    return DayAnalysis(
+        stats=stats,
+        drift=drift,
+        slo=slo,
+        cost=cost,
+        health=health,
+        anomalies=counted,
+        dropped=filtered.dropped,
+        excluded=excluded_counts(filtered.samples, windows),
+    )
+
+
+def reference_for_day(
+    config: TarsConfig,
+    release: Release,
+    day: int,
+    fetch_date: Callable[[dt.date], pd.DataFrame],
+) -> ReferenceDays | None:
+    """The pre-GA reference days for `day` (its weekday, and GA's weekday), cleaned like
+    the judged samples; None for Day 0, without a usable reference week, or when either
+    day has no data. `fetch_date` returns a calendar date's samples (the metric source in
+    the asset, a generated week in the scenario tests)."""
+    if release.reference_date is None or day == 0:
+        return None
+    if release.reference_date >= release.ga_date:
+        raise TarsUserError(
+            f"reference_date {release.reference_date} is not before GA ({release.ga_date})",
+            where=f"releases[{release.name}].reference_date",
+            remedy="use a pre-GA date, ideally the GA date minus 7 days",
+        )
+    dates = reference_dates(release, day)
+    if dates is None:
+        return None
+    frames = {date: clean_samples(fetch_date(date), config) for date in set(dates)}
+    same_weekday, ga_weekday = (frames[date] for date in dates)
+    if same_weekday.empty or ga_weekday.empty:
+        return None
+    return ReferenceDays(day_weekday=same_weekday, ga_weekday=ga_weekday)
+
+
+def fetch_reference(
+    config: TarsConfig,
+    release: Release,
+    day: int,
+    prometheus: PrometheusResource | None = None,
+) -> ReferenceDays | None:
+    """`reference_for_day` reading the reference days from the configured metric source,
+    with each date's bounds computed like `Release.day_bounds`."""
+    if release.reference_date is None or day == 0:
+        return None
+    source = build_source(config, prometheus=prometheus)
+
+    def fetch_date(date: dt.date) -> pd.DataFrame:
+        start, end = date_bounds(release, date)
+        return source.fetch_day(release, start, end, config.kpis, config.step_seconds).samples
+
+    return reference_for_day(config, release, day, fetch_date)
+
+
 def build(
     kpi_samples: dg.AssetsDefinition,
     baseline: dg.AssetsDefinition,
@@ -73,21 +213,38 @@ def build(
         tars_config: TarsConfigResource,
         duckdb: DuckDBResource,
         reports: ReportsResource,
+        prometheus: PrometheusResource,
     ) -> dg.MaterializeResult:
         """The day's verdict: statistics per service and KPI, drift against the GA-day
         baseline (direction-aware, flagged at the KPI's threshold), SLO status, cost by
         resource type, and the 0-100 health score with each KPI's contribution.
+
+        The baseline is matched to the day's local hours (its hour-of-day profile), so a
+        gap or a partial day is not drift; with a pre-GA reference week (`reference_date`)
+        it is also scaled to the day's weekday. Negative samples (counter resets) and
+        samples inside maintenance windows are left out of drift, SLOs and the anomaly
+        penalty, and counted in the metadata.
 
         Writes `daily_stats`, `drift`, `slo_daily`, `cost_daily`, `health`,
         `health_contributions` and `day_NN_summary.json`.
         """
         config = tars_config.load()
         release, day = release_day(context, config)
-        kpis = kpi_map(config)
         start, end = release.day_bounds(day)
+        # The pre-GA reference week comes from the same source as the samples (the
+        # prometheus resource is on for a prometheus config or a CLI's --prometheus-url).
+        reference = fetch_reference(
+            config, release, day, prometheus if prometheus.enabled else None
+        )
+        if release.reference_date is not None and day > 0 and reference is None:
+            context.log.warning(
+                f"reference week from {release.reference_date} has no data for day {day}'s "
+                "weekday or for GA's weekday: compared without a weekday factor"
+            )
         with open_store(duckdb) as conn:
             samples = read_table(conn, "samples", release.name, [day])
             base = read_table(conn, "baseline_stats", release.name, [0]) if day else None
+            baseline_samples = read_table(conn, "samples", release.name, [0]) if day else samples
             anomalies = read_table(conn, "anomaly_events", release.name, [day])
             if samples.empty:
                 raise TarsUserError(
@@ -101,15 +258,25 @@ def build(
                     where="daily_summary",
                     remedy="materialize the baseline (tars-ga-kpi) before the daily summaries",
                 )
-            stats = summarise(samples)
             # Day 0 is the baseline day: compared with itself, so the GA-day summary (its
             # cost, SLO status and anomalies) needs no baseline run before it.
-            drift = compute_drift(stats, stats if base is None else base, kpis)
-            slo = slo_status_for_day(samples, stats, config)
-            hours = (end - start).total_seconds() / 3600
-            cost = daily_cost(samples, kpis, hours_in_day=hours)
+            analysis = analyse_day(
+                samples=samples,
+                baseline_samples=baseline_samples,
+                anomalies=anomalies,
+                config=config,
+                release=release,
+                day=day,
+                reference=reference,
+            )
+            stats, drift, slo, cost, health = (
+                analysis.stats,
+                analysis.drift,
+                analysis.slo,
+                analysis.cost,
+                analysis.health,
+            )
             breaches = {(row.service, row.kpi) for row in slo[slo["breached"]].itertuples()}
-            health = score_day(drift, breaches, anomalies, kpis, config.health)
             health_row = pd.DataFrame(
                 [
                     {
@@ -141,7 +308,31 @@ def build(
             "contributions": health.contributions,
         }
         summary = outputs.day_summary(
-            release, day, health=health_doc, drift=drift, slo=slo, cost=cost, anomalies=anomalies
+            release,
+            day,
+            health=health_doc,
+            drift=drift,
+            slo=slo,
+            cost=cost,
+            anomalies=analysis.anomalies,
+        )
+        keys = ["service", "kpi"]
+        summary["drift"] = summary["drift"].merge(
+            drift[[*keys, *DAY_COMPARISON_COLUMNS]], on=keys, how="left"
+        )
+        summary["data_quality"] = {
+            "dropped_samples": analysis.dropped,
+            "maintenance_excluded_samples": analysis.excluded,
+            "maintenance_windows": [
+                window.model_dump(mode="json")
+                for window in windows_between(config.maintenance_windows, start, end)
+            ],
+            "anomalies_in_maintenance": len(anomalies) - len(analysis.anomalies),
+        }
+        summary["reference_week"] = (
+            None
+            if reference is None
+            else {"dates": [d.isoformat() for d in reference_dates(release, day) or ()]}
         )
         path = reports.write_json(release.name, f"day_{day:02d}_summary.json", summary)
         return dg.MaterializeResult(
@@ -152,7 +343,14 @@ def build(
                 "health_band": health.band,
                 "flagged_kpis": dg.MetadataValue.int(int(drift["flagged"].sum())),
                 "slo_breaches": dg.MetadataValue.int(len(breaches)),
-                "anomalies": dg.MetadataValue.int(len(anomalies)),
+                "anomalies": dg.MetadataValue.int(len(analysis.anomalies)),
+                "samples_dropped": dg.MetadataValue.int(
+                    int(analysis.dropped["dropped_samples"].sum())
+                ),
+                "samples_in_maintenance": dg.MetadataValue.int(
+                    int(analysis.excluded["excluded_samples"].sum())
+                ),
+                "reference_week": reference is not None,
                 "cost_usd": dg.MetadataValue.float(round(float(cost["cost_usd"].sum()), 2)),
                 "drift": dg.MetadataValue.md(drift_table_markdown(drift)),
                 "day_summary": dg.MetadataValue.path(str(path)),

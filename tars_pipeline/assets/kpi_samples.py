@@ -1,5 +1,7 @@
 """kpi_samples: one release-day of KPI samples from the metric source, into the store."""
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -7,7 +9,8 @@ from dagster_duckdb import DuckDBResource
 from tars_pipeline.assets.common import GROUP, STORE_POOL, release_day
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.resources import TarsConfigResource
-from tars_pipeline.sources import build_source
+from tars_pipeline.sources import PrometheusResource, build_source
+from tars_pipeline.sources.prometheus import run_progress
 from tars_pipeline.store import open_store, replace_partition
 
 
@@ -22,6 +25,7 @@ def build(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         tars_config: TarsConfigResource,
         duckdb: DuckDBResource,
+        prometheus: PrometheusResource,
     ) -> dg.MaterializeResult:
         """KPI samples (service, KPI, timestamp, value) for one release-day.
 
@@ -30,18 +34,38 @@ def build(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         the `samples` and `coverage` tables. Missing or partial series are reported in
         the metadata, never filled with zeros; KPIs marked `fail_on_missing_data` fail
         the partition instead, and nothing is written.
+
+        With a configured `prometheus` resource (source.type prometheus, or a CLI's
+        --prometheus-url) the samples come from range queries of the KPIs' PromQL; a
+        failed query fails the partition with the KPI or setting to fix, before any write.
         """
         config = tars_config.load()
         release, day = release_day(context, config)
         start, end = release.day_bounds(day)
-        fetch = build_source(config).fetch_day(
-            release, start, end, config.kpis, config.step_seconds
+        # The nightly run starts at 23:59: a day still in progress is read up to the last
+        # whole step before now, and its coverage is judged against that, not the future.
+        now = dt.datetime.now(dt.UTC)
+        if start >= now:
+            raise TarsUserError(
+                f"{release.name} day {day} starts at {start.isoformat()}, in the future",
+                where=f"partition {context.partition_key}",
+                remedy="materialize days that have started (the nightly schedule does)",
+            )
+        step = dt.timedelta(seconds=config.step_seconds)
+        end = min(end, start + ((now - start) // step) * step)
+        source_type = "prometheus" if prometheus.enabled else config.source.type
+        source = build_source(
+            config,
+            prometheus=prometheus,
+            progress=run_progress(context.run.tags),
+            warn=context.log.warning,
         )
+        fetch = source.fetch_day(release, start, end, config.kpis, config.step_seconds)
         if fetch.samples.empty:
             raise TarsUserError(
                 f"the metric source returned no samples for {release.name} day {day} "
                 f"({start.isoformat()} .. {end.isoformat()})",
-                where=f"source ({config.source.type})",
+                where=f"source ({source_type})",
                 remedy="check the source settings and that the day has data",
             )
         required = {kpi.name for kpi in config.kpis if kpi.fail_on_missing_data}

@@ -10,9 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tars_pipeline import PHASE, __version__
+from tars_pipeline.assets.retrospective import RETRO_HTML, RETRO_JSON, RETRO_MD
+from tars_pipeline.cli import anomaly_csv
 from tars_pipeline.cli.runner import RunFailedError, Runner
 from tars_pipeline.config import CONFIG_ENV_VAR, Release, TarsConfig, load_config
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.sources.prometheus import with_prometheus_url
 from tars_pipeline.store import days_present, open_store
 
 DAILY = ("kpi_samples", "anomaly_events", "daily_summary")
@@ -40,6 +43,13 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
         "--output-dir",
         metavar="DIR",
         help="write this command's outputs into DIR (default <output_dir>/<release>/)",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="read metrics from the Prometheus(-compatible) API at URL instead of the "
+        "config's source (auth, headers and TLS from source: when it is prometheus; "
+        "docs/prometheus.md)",
     )
     return parser
 
@@ -86,6 +96,8 @@ def _main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentPa
 
 def _setup(args: argparse.Namespace) -> tuple[Release, Runner]:
     config = load_config(args.config)
+    if args.prometheus_url:
+        config = with_prometheus_url(config, args.prometheus_url)
     release = _release(config, args.release)
     return release, Runner(config, output_dir=args.output_dir)
 
@@ -143,7 +155,7 @@ def _stability_monitor(args: argparse.Namespace) -> int:
         raise TarsUserError(
             f"day {day} is outside release {release.name}'s window (0..{release.window_days})",
             where="--day-number",
-            remedy=f"pass --day-number between 1 and {release.window_days}",
+            remedy=f"pass --day-number between 0 and {release.window_days}",
         )
     result = runner.day(release, day, DAILY)
     meta = runner.metadata(result, "daily_summary")
@@ -152,6 +164,8 @@ def _stability_monitor(args: argparse.Namespace) -> int:
         f"({meta.get('health_band')}), {meta.get('flagged_kpis', 0)} KPI drift(s) flagged, "
         f"{meta.get('anomalies', 0)} anomalies, {meta.get('slo_breaches', 0)} SLO breach(es)"
     )
+    for check in runner.failed_checks(result):
+        print(f"  {check.severity.value}: {check.check_name}: {check.description}")
     print(f"  -> {_show_path(runner.output_folder(release) / f'day_{day:02d}_summary.json')}")
     return 0
 
@@ -175,9 +189,46 @@ _anomaly_parser.add_argument(
 _anomaly_parser.add_argument(
     "--day-number", type=int, metavar="N", help="only this day (fetching its samples if needed)"
 )
+_csv_mode = _anomaly_parser.add_argument_group(
+    "CSV mode", "run the detector on any timestamp,value file instead (no tars.yaml needed)"
+)
+_csv_mode.add_argument(
+    "--input",
+    type=Path,
+    metavar="FILE.csv",
+    help="a CSV with timestamp,value columns (naive timestamps are UTC)",
+)
+_csv_mode.add_argument(
+    "--output", type=Path, metavar="FILE.json", help="write the events here (default: stdout)"
+)
+_csv_mode.add_argument("--span", type=int, metavar="N", help="EWMA span in samples (default 60)")
+_csv_mode.add_argument("--warmup", type=int, metavar="N", help="warm-up samples (default 60)")
+_csv_mode.add_argument(
+    "--method", choices=("ewma", "robust"), default="ewma", help="detector (default ewma)"
+)
+
+
+def _anomaly_csv(args: argparse.Namespace) -> int:
+    def given(value: object, default: object) -> object:
+        return default if value is None else value
+
+    document = anomaly_csv.detect_csv(
+        args.input,
+        z_threshold=given(args.z_threshold, anomaly_csv.DEFAULT_Z_THRESHOLD),
+        span=given(args.span, anomaly_csv.DEFAULT_SPAN),
+        warmup=given(args.warmup, anomaly_csv.DEFAULT_WARMUP),
+        method=args.method,
+    )
+    written = anomaly_csv.write_document(document, args.output)  # stdout without --output
+    print(anomaly_csv.summary(document), file=sys.stderr if written is None else sys.stdout)
+    if written is not None:
+        print(f"  -> {_show_path(written)}")
+    return 0
 
 
 def _anomaly_detector(args: argparse.Namespace) -> int:
+    if args.input is not None:
+        return _anomaly_csv(args)
     release, runner = _setup(args)
     if args.z_threshold is not None and args.z_threshold <= 0:
         raise TarsUserError("must be a positive number", where="--z-threshold")
@@ -244,8 +295,9 @@ regression_analyzer = _main(_regression_analyzer, _regression_parser)
 
 _retro_parser = _parser(
     "tars-retro",
-    "Day 7: write the retrospective (GA_7DAY_RETROSPECTIVE.md and .json) from the stored "
-    "week. With --auto, first materialize whatever the week is missing.",
+    "Day 7: write the retrospective (GA_7DAY_RETROSPECTIVE.md, .json and .html) from the "
+    "stored week and send the configured notifications (Slack, GitHub issues, webhook). "
+    "With --auto, first materialize whatever the week is missing.",
 )
 _retro_parser.add_argument(
     "--auto",
@@ -271,7 +323,9 @@ def _retro(args: argparse.Namespace) -> int:
                 continue
             selection = DAILY if day not in sampled else ("anomaly_events", "daily_summary")
             runner.day(release, day, selection)
-    result = runner.release_level(release, ("regression_summary", "retrospective"))
+    result = runner.release_level(
+        release, ("regression_summary", "retrospective", "release_notifications")
+    )
     meta = runner.metadata(result, "retrospective")
     folder = runner.output_folder(release)
     print(
@@ -279,7 +333,7 @@ def _retro(args: argparse.Namespace) -> int:
         f"{meta.get('recommendations', 0)} recommendation(s), "
         f"{meta.get('action_items', 0)} action item(s)"
     )
-    for name in ("GA_7DAY_RETROSPECTIVE.md", "GA_7DAY_RETROSPECTIVE.json"):
+    for name in (RETRO_MD, RETRO_JSON, RETRO_HTML):
         print(f"  -> {_show_path(folder / name)}")
     return 0
 

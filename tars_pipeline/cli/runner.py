@@ -17,9 +17,10 @@ import dagster as dg
 
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
-from tars_pipeline.graph import build_assets, build_resources
+from tars_pipeline.graph import build_assets, build_checks, build_resources
 from tars_pipeline.partitions import release_day_key
 from tars_pipeline.sensors import register_releases
+from tars_pipeline.sources.prometheus import PROGRESS_TAG
 
 PACKAGED_INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
@@ -70,7 +71,8 @@ class Runner:
         progress: Progress | None = None,
     ):
         self.config = config
-        self.assets = build_assets(config)
+        assets = build_assets(config)
+        self.assets = [*assets, *build_checks(config, assets)]
         self.resources = build_resources(
             config, output_dir=output_dir, per_release=output_dir is None
         )
@@ -94,8 +96,9 @@ class Runner:
     ) -> dg.ExecuteInProcessResult:
         self.progress.step(label)
         # The run's own log goes to the instance (the UI shows it); the terminal gets the
-        # progress lines and, on failure, one clear message.
-        quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+        # progress lines and, on failure, one clear message. CRITICAL, not ERROR: Dagster logs
+        # a failed step at ERROR with its stack trace, and the message below says it better.
+        quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
         result = dg.materialize(
             self.assets,
             selection=list(asset_names),
@@ -104,7 +107,12 @@ class Runner:
             resources=self.resources,
             run_config={**quiet, **(run_config or {})},
             raise_on_error=False,
-            tags={"tars/source": "cli"},
+            # On a terminal, the Prometheus source adds one line per KPI fetch. The step's
+            # stderr is captured (and mirrored) by Dagster, so the step cannot ask isatty().
+            tags={
+                "tars/source": "cli",
+                **({PROGRESS_TAG: "terminal"} if self.progress.enabled else {}),
+            },
         )
         if not result.success:
             for event in result.all_events:
@@ -139,6 +147,16 @@ class Runner:
     ) -> dg.ExecuteInProcessResult:
         label = f"{release.name}: {', '.join(asset_names)}"
         return self.materialize(asset_names, release.name, label=label)
+
+    def failed_checks(self, result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
+        """The asset checks of a run that did not pass (ERROR first)."""
+        failed = [
+            event.asset_check_evaluation_data
+            for event in result.all_events
+            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            and not event.asset_check_evaluation_data.passed
+        ]
+        return sorted(failed, key=lambda check: check.severity != dg.AssetCheckSeverity.ERROR)
 
     def metadata(self, result: dg.ExecuteInProcessResult, asset_name: str) -> dict[str, Any]:
         for event in result.get_asset_materialization_events():

@@ -1,19 +1,26 @@
-"""The Day-7 retrospective: one data model, rendered to Markdown and JSON.
+"""The Day-7 retrospective: one data model, rendered to Markdown, JSON and HTML.
 
 `build_retrospective` assembles the model (plain JSON-ready dict whose keys are the contract
-in SPEC §4); the Markdown template renders the same dict, so the two never disagree.
+in SPEC §4, checked by `schemas/retrospective.schema.json`); the Markdown template and the
+HTML report (`reporting/html.py`) render the same dict, so they never disagree. What the
+charts plot (each KPI's daily values against its baseline band, the SLO burn-down, cost per
+day by resource type, the comparison with the previous release) is in the model too, so a
+dashboard reading the JSON can draw the same pictures.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 import pandas as pd
 
 from tars_pipeline import __version__
-from tars_pipeline.config import Release
+from tars_pipeline.config import KpiDefinition, Release
 from tars_pipeline.reporting import escape
 from tars_pipeline.reporting.jsonio import to_jsonable
 from tars_pipeline.reporting.outputs import SCHEMA_VERSION
@@ -79,8 +86,19 @@ def build_retrospective(
     recommendations: list[dict[str, Any]],
     action_items: list[dict[str, Any]],
     generated_at: dt.datetime | None = None,
+    drift: pd.DataFrame | None = None,
+    kpis: Mapping[str, KpiDefinition] | None = None,
+    health_bands: Mapping[str, float] | None = None,
+    cost_daily: pd.DataFrame | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The retrospective's data model (JSON-ready)."""
+    """The retrospective's data model (JSON-ready).
+
+    The optional inputs feed the charts and stay optional so the model can be built from a
+    regression document alone (older stores, tests): `drift` (every day's drift rows) and
+    `kpis` give `kpi_daily`; `health_bands` the score bands; `cost_daily` the per-day cost
+    by resource type; `comparison` comes from `compare_releases`.
+    """
     generated_at = generated_at or dt.datetime.now(dt.UTC)
     scores = health_scores(health, contributions)
     later_days = [s["score"] for s in scores if s["day"] > 0]
@@ -124,15 +142,332 @@ def build_retrospective(
         "degradations": degradations,
         "unexpected_drifts": regression.get("unexpected_drifts", []),
         "anomalies": ordered_anomalies,
-        "cost_analysis": regression.get("cost_analysis", {}),
-        "slo_compliance": regression.get("slo_compliance", []),
+        "cost_analysis": with_daily_cost_by_resource(
+            regression.get("cost_analysis", {}), cost_daily
+        ),
+        "slo_compliance": [with_burn_down(slo) for slo in regression.get("slo_compliance", [])],
         "recommendations": recommendations,
         "action_items": action_items,
+        "health_bands": band_edges(health_bands or DEFAULT_HEALTH_BANDS),
+        "kpi_daily": kpi_daily_series(
+            drift,
+            kpis or {},
+            anomalies,
+            degradations=degradations,
+            unexpected_drifts=regression.get("unexpected_drifts", []),
+        )
+        if drift is not None
+        else [],
+        "comparison": comparison,
     }
     return to_jsonable(model)
 
 
-def _number(value: Any, digits: int = 2) -> str:
+# ---------------------------------------------------------------------------------------
+# What the charts plot. Each helper adds data, never changes an existing key's meaning.
+
+DEFAULT_HEALTH_BANDS: dict[str, float] = {
+    "healthy": 90.0,
+    "watch": 75.0,
+    "degraded": 50.0,
+    "critical": 0.0,
+}
+
+# A series' status, worst first: the order the report lists and charts them in.
+SERIES_STATUSES: tuple[str, ...] = ("degraded", "drifted", "flagged", "anomalous", "ok")
+
+
+def band_edges(bands: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Health bands as [{band, min_score, max_score}], best first, so a chart can shade them
+    and a reader of the JSON knows which score range each band name covers."""
+    ordered = sorted(bands.items(), key=lambda item: -item[1])
+    edges = []
+    upper = 100.0
+    for name, lower in ordered:
+        edges.append({"band": name, "min_score": float(lower), "max_score": upper})
+        upper = float(lower)
+    return edges
+
+
+def kpi_daily_series(
+    drift: pd.DataFrame,
+    kpis: Mapping[str, KpiDefinition],
+    anomalies: pd.DataFrame,
+    *,
+    degradations: Sequence[Mapping[str, Any]] = (),
+    unexpected_drifts: Sequence[Mapping[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """Each service × KPI's daily statistic against its GA-day baseline band.
+
+    The band is baseline ± threshold_pct % of |baseline|: a day outside it is exactly a
+    day `compute_drift` flagged. Where the baseline is ~0 (relative drift undefined) there
+    is no band (`band` None) and the series says so with `relative` False.
+
+    `status` is the worst of: degraded (a regression), drifted (an unexpected drift),
+    flagged (outside the band on some day after GA day), anomalous (anomaly events only),
+    ok. Series come worst status first, then by their largest |drift|.
+    """
+    if drift is None or drift.empty:
+        return []
+    degraded = {(d["service"], d["kpi"]) for d in degradations}
+    drifted = {(u["service"], u["kpi"]) for u in unexpected_drifts}
+    anomaly_counts: dict[tuple[str, str, int], int] = {}
+    if anomalies is not None and len(anomalies):
+        counts = anomalies.groupby(["service", "kpi", "day"]).size()
+        anomaly_counts = {(str(s), str(k), int(d)): int(n) for (s, k, d), n in counts.items()}
+    series = []
+    for (service, kpi_name), rows in drift.sort_values("day").groupby(["service", "kpi"]):
+        kpi = kpis.get(str(kpi_name))
+        first = rows.iloc[0]
+        baseline = _finite_or_none(first["baseline_value"])
+        threshold_pct = _finite_or_none(first["threshold_pct"])
+        # `relative` is stored per day but depends only on the baseline: all or none.
+        relative = bool(rows["relative"].all()) and baseline is not None
+        band = None
+        if relative and baseline is not None and threshold_pct is not None:
+            half_width = abs(baseline) * threshold_pct / 100.0
+            band = {"lower": baseline - half_width, "upper": baseline + half_width}
+        days = []
+        for row in rows.to_dict("records"):
+            day = int(row["day"])
+            days.append(
+                {
+                    "day": day,
+                    "value": _finite_or_none(row["observed_value"]),
+                    "drift_pct": _finite_or_none(row["drift_pct"]),
+                    "flagged": bool(row["flagged"]),
+                    "anomalies": anomaly_counts.get((str(service), str(kpi_name), day), 0),
+                }
+            )
+        key = (service, kpi_name)
+        if key in degraded:
+            status = "degraded"
+        elif key in drifted:
+            status = "drifted"
+        elif any(d["flagged"] for d in days if d["day"] > 0):
+            status = "flagged"
+        elif any(d["anomalies"] for d in days):
+            status = "anomalous"
+        else:
+            status = "ok"
+        drifts = [abs(d["drift_pct"]) for d in days if d["drift_pct"] is not None]
+        series.append(
+            {
+                "service": service,
+                "kpi": kpi_name,
+                "kpi_title": kpi.title if kpi else str(kpi_name),
+                "unit": kpi.unit if kpi else "",
+                "kind": kpi.kind if kpi else None,
+                "direction": kpi.direction if kpi else None,
+                "statistic": first["statistic"],
+                "threshold_pct": threshold_pct,
+                "baseline": baseline,
+                "relative": relative,
+                "band": band,
+                "status": status,
+                "max_abs_drift_pct": max(drifts) if drifts else None,
+                "days": days,
+            }
+        )
+    return sorted(
+        series,
+        key=lambda s: (
+            SERIES_STATUSES.index(s["status"]),
+            -(s["max_abs_drift_pct"] or 0.0),
+            s["service"],
+            s["kpi"],
+        ),
+    )
+
+
+def with_burn_down(slo: Mapping[str, Any]) -> dict[str, Any]:
+    """An SLO summary plus `burn_down`: the share of the period's error budget consumed by
+    the end of each day, cumulative, ending at the window's `budget_consumed_pct`.
+
+    Each day's share is weighted by its samples exactly as `slo_window_summary` weights
+    the window, so the last point equals `budget_consumed_pct`:
+
+        consumed(≤ d) = Σ_{i ≤ d} bad_i · n_i / (Σ_i n_i · budget) × window_days / period_days × 100
+
+    `sustainable_remaining_pct` is where a burn rate of exactly 1 would leave the budget
+    (the reference line of a burn-down chart).
+    """
+    entry = dict(slo)
+    by_day = sorted(slo.get("by_day", []), key=lambda d: d["day"])
+    budget_pct = slo.get("error_budget_pct")
+    period_days = slo.get("period_days") or 30
+    window_days = slo.get("window_days") or len(by_day) or 1
+    counted = [
+        (d["day"], d["bad_fraction_pct"], d.get("sample_count") or 0)
+        for d in by_day
+        if d.get("bad_fraction_pct") is not None and (d.get("sample_count") or 0) > 0
+    ]
+    total = sum(count for _, _, count in counted)
+    burn_down = []
+    if budget_pct and total:
+        consumed = 0.0
+        first_day = by_day[0]["day"] if by_day else 1
+        for day, bad_pct, count in counted:
+            consumed += bad_pct / budget_pct * count / total * window_days / period_days * 100.0
+            elapsed = day - first_day + 1
+            burn_down.append(
+                {
+                    "day": int(day),
+                    "budget_consumed_pct": consumed,
+                    "budget_remaining_pct": max(0.0, 100.0 - consumed),
+                    "sustainable_remaining_pct": max(0.0, 100.0 - elapsed / period_days * 100.0),
+                }
+            )
+    entry["burn_down"] = burn_down
+    return entry
+
+
+def with_daily_cost_by_resource(
+    cost: Mapping[str, Any], cost_daily: pd.DataFrame | None
+) -> dict[str, Any]:
+    """`cost_analysis` plus a `by_resource` mapping on each `by_day` entry (USD per
+    resource type that day), so the cost chart can stack a day's bill by resource."""
+    entry = dict(cost)
+    if not cost or cost_daily is None or cost_daily.empty:
+        return entry
+    per_day = cost_daily.groupby(["day", "resource_type"])["cost_usd"].sum()
+    entry["by_day"] = [
+        {
+            **day,
+            "by_resource": {
+                str(resource): float(value)
+                for (day_number, resource), value in per_day.items()
+                if int(day_number) == int(day["day"])
+            },
+        }
+        for day in cost.get("by_day", [])
+    ]
+    return entry
+
+
+@dataclass(frozen=True)
+class ReleaseWeek:
+    """What the release comparison needs from one release's stored week."""
+
+    name: str
+    health: pd.DataFrame  # day, score, band
+    daily_stats: pd.DataFrame  # day, service, kpi, mean, p50, p95, p99, ...
+    cost_daily: pd.DataFrame  # day, service, resource_type, cost_usd
+
+
+def _window_cost_average(cost_daily: pd.DataFrame) -> float | None:
+    window = cost_daily[cost_daily["day"] >= 1] if len(cost_daily) else cost_daily
+    days = int(window["day"].nunique()) if len(window) else 0
+    return float(window["cost_usd"].sum()) / days if days else None
+
+
+def _window_kpi_values(week: ReleaseWeek, kpis: Mapping[str, KpiDefinition]) -> dict:
+    """Mean over days 1..N of each series' judged statistic (the one drift compares)."""
+    stats = week.daily_stats
+    stats = stats[stats["day"] >= 1] if len(stats) else stats
+    values: dict[tuple[str, str], float] = {}
+    for (service, kpi_name), rows in stats.groupby(["service", "kpi"]):
+        kpi = kpis.get(str(kpi_name))
+        column = kpi.statistic if kpi is not None and kpi.statistic in rows else "mean"
+        finite = [v for v in rows[column].tolist() if _finite_or_none(v) is not None]
+        if finite:
+            values[(str(service), str(kpi_name))] = sum(finite) / len(finite)
+    return values
+
+
+def compare_releases(
+    current: ReleaseWeek,
+    previous: ReleaseWeek | None,
+    kpis: Mapping[str, KpiDefinition],
+    *,
+    previous_name: str,
+) -> dict[str, Any]:
+    """This release's week against the previous release's, from the store.
+
+    Per day: both health scores. Per service × KPI: the window mean (days 1..N) of the
+    statistic drift judges, change_pct = (current − previous) / |previous| × 100 (None
+    when the previous value is ~0) and whether the change is adverse for the KPI's
+    direction beyond its drift threshold. Cost: both daily averages. When the previous
+    release has nothing stored, `available` is False and the rest is left out.
+    """
+    if previous is None or previous.health.empty:
+        return {"previous_release": previous_name, "available": False}
+    current_health = {int(r.day): float(r.score) for r in current.health.itertuples()}
+    previous_health = {int(r.day): float(r.score) for r in previous.health.itertuples()}
+    health = [
+        {"day": day, "current": current_health.get(day), "previous": previous_health.get(day)}
+        for day in sorted(set(current_health) | set(previous_health))
+    ]
+
+    def _average(scores: dict[int, float]) -> float | None:
+        later = [score for day, score in scores.items() if day > 0]
+        return round(sum(later) / len(later), 1) if later else None
+
+    now, before = _window_kpi_values(current, kpis), _window_kpi_values(previous, kpis)
+    kpi_rows = []
+    for service, kpi_name in sorted(set(now) & set(before)):
+        kpi = kpis.get(kpi_name)
+        value, old = now[(service, kpi_name)], before[(service, kpi_name)]
+        near_zero = kpi.near_zero if kpi is not None else 1e-9
+        change = (value - old) / abs(old) * 100.0 if abs(old) >= near_zero and old else None
+        direction = kpi.direction if kpi is not None else "neutral"
+        threshold = kpi.threshold_pct if kpi is not None else 10.0
+        sign = {"lower_is_better": 1.0, "higher_is_better": -1.0}.get(direction, 0.0)
+        adverse = change is not None and sign * change >= threshold
+        kpi_rows.append(
+            {
+                "service": service,
+                "kpi": kpi_name,
+                "kpi_title": kpi.title if kpi is not None else kpi_name,
+                "unit": kpi.unit if kpi is not None else "",
+                "kind": kpi.kind if kpi is not None else None,
+                "direction": direction,
+                "current": value,
+                "previous": old,
+                "change_pct": change,
+                "threshold_pct": threshold,
+                "adverse": bool(adverse),
+            }
+        )
+    current_cost, previous_cost = (
+        _window_cost_average(current.cost_daily),
+        _window_cost_average(previous.cost_daily),
+    )
+    cost_change = (
+        (current_cost - previous_cost) / abs(previous_cost) * 100.0
+        if current_cost is not None and previous_cost
+        else None
+    )
+    return {
+        "previous_release": previous_name,
+        "available": True,
+        "average_health": {
+            "current": _average(current_health),
+            "previous": _average(previous_health),
+        },
+        "health": health,
+        "cost_daily_average": {
+            "current": current_cost,
+            "previous": previous_cost,
+            "change_pct": cost_change,
+        },
+        "kpis": sorted(
+            kpi_rows,
+            key=lambda row: (not row["adverse"], -abs(row["change_pct"] or 0.0)),
+        ),
+    }
+
+
+def _finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def format_number(value: Any, digits: int = 2) -> str:
+    """A figure for a report: `n/a` for missing, thousands separated, fixed decimals."""
     if value is None:
         return "n/a"
     if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
@@ -140,7 +475,8 @@ def _number(value: Any, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _signed(value: Any, digits: int = 1) -> str:
+def format_signed(value: Any, digits: int = 1) -> str:
+    """A change with its sign (`+20.0`), `n/a` where it is undefined."""
     return "n/a" if value is None else f"{value:+.{digits}f}"
 
 
@@ -154,8 +490,8 @@ def _environment() -> jinja2.Environment:
         autoescape=False,  # Markdown: every value from a source goes through the md filter
     )
     env.filters["md"] = escape.markdown
-    env.filters["num"] = _number
-    env.filters["signed"] = _signed
+    env.filters["num"] = format_number
+    env.filters["signed"] = format_signed
     return env
 
 

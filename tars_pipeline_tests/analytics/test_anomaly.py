@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,16 +13,24 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tars_pipeline.analytics.anomaly import (
+    DEFAULT_MERGE_GAP,
+    DEFAULT_MIN_POINTS,
+    DEFAULT_SINGLE_SAMPLE_Z,
     EVENT_COLUMNS,
     RELATIVE_STDDEV_FLOOR,
+    EventRows,
     detect_anomalies,
     ewma_zscores,
+    find_events,
     robust_zscores,
     severity_for,
 )
+from tars_pipeline.config import Thresholds
 from tars_pipeline.sources.base import empty_samples
 
 SEVERITY_Z = {"medium": 4.0, "high": 6.0, "critical": 10.0}
+# The SPEC's plain rule: every run of consecutive anomalous samples is an event.
+EVERY_RUN = {"min_points": 1, "single_sample_z": None, "merge_gap": 0}
 
 
 def _reference_ewma(values: np.ndarray, span: int, warmup: int):
@@ -161,9 +172,140 @@ def test_series_are_judged_separately_and_unsorted_input_is_sorted_by_ts():
 def test_opposite_directions_back_to_back_are_separate_events():
     values = [100.0] * 50 + [200.0, 0.0] + [100.0] * 10
 
-    events = _detect(_series(values), z_threshold=3.0)
+    events = _detect(_series(values), z_threshold=3.0, **EVERY_RUN)
 
     assert events["direction"].tolist()[:2] == ["spike", "dip"]
+
+
+def _runs_reference(z, series, z_threshold, min_points, single_sample_z, merge_gap):
+    """find_events one row at a time, exactly as the module docstring states the rules."""
+    runs = []  # [series, sign, first, last, peak_row, alarm_row or None]
+    for row, value in enumerate(z):
+        if abs(value) < z_threshold:
+            continue
+        sign = np.sign(value)
+        run = runs[-1] if runs else None
+        if run and run[0] == series[row] and run[1] == sign and run[3] == row - 1:
+            run[3] = row
+            if abs(value) > abs(z[run[4]]):
+                run[4] = row
+        else:
+            runs.append([series[row], sign, row, row, row, None])
+            run = runs[-1]
+        persistent = run[3] - run[2] + 1 >= min_points
+        extreme = single_sample_z is not None and abs(value) >= single_sample_z
+        if run[5] is None and (persistent or extreme):
+            run[5] = row
+    events = []  # [series, sign, first, last, alarm, peak, points]
+    for series_, sign, first, last, peak, alarm in runs:
+        if alarm is None:
+            continue
+        previous = events[-1] if events else None
+        if (
+            previous
+            and previous[0] == series_
+            and previous[1] == sign
+            and first - previous[3] - 1 <= merge_gap
+        ):
+            previous[3] = last
+            if abs(z[peak]) > abs(z[previous[5]]):
+                previous[5] = peak
+            previous[6] += last - first + 1
+        else:
+            events.append([series_, sign, first, last, alarm, peak, last - first + 1])
+    columns = list(zip(*events, strict=True)) if events else [()] * 7
+    return EventRows(*(np.array(column, dtype="int64") for column in columns[2:]))
+
+
+def test_a_lone_sample_just_over_the_threshold_is_not_an_event():
+    z = np.array([0.0, 3.4, 0.0, 0.0])
+
+    assert len(find_events(z, z_threshold=3.0).first) == 0
+    assert find_events(z, z_threshold=3.0, min_points=1).first.tolist() == [1]
+
+
+def test_a_lone_extreme_sample_is_an_event_raised_on_that_sample():
+    z = np.array([0.0, 0.0, -DEFAULT_SINGLE_SAMPLE_Z, 0.0])
+
+    events = find_events(z, z_threshold=3.0)
+
+    assert events.first.tolist() == events.alarm.tolist() == events.peak.tolist() == [2]
+    assert events.points.tolist() == [1]
+
+
+def test_a_persistent_run_is_raised_on_its_min_points_th_sample():
+    z = np.array([0.0, 3.2, 3.1, 3.3, 0.0])
+
+    events = find_events(z, z_threshold=3.0, min_points=DEFAULT_MIN_POINTS)
+
+    assert DEFAULT_MIN_POINTS == 2
+    assert events.first.tolist() == [1]
+    assert events.alarm.tolist() == [2]  # a live detector knows at the second sample
+    assert events.last.tolist() == [3]
+    assert events.peak.tolist() == [3]
+    assert events.points.tolist() == [3]
+
+
+def test_runs_of_one_direction_within_the_merge_gap_are_one_event():
+    quiet = [0.0] * DEFAULT_MERGE_GAP
+    z = np.array([4.0, 4.0, *quiet, 8.0, *quiet, 0.0, 4.0, 4.0])
+
+    events = find_events(z, z_threshold=3.0)
+
+    assert events.first.tolist() == [0, len(z) - 2]
+    assert events.last.tolist() == [DEFAULT_MERGE_GAP + 2, len(z) - 1]
+    assert events.peak.tolist() == [DEFAULT_MERGE_GAP + 2, len(z) - 2]
+    assert events.points.tolist() == [3, 2]
+
+
+def test_a_dip_between_two_spikes_keeps_three_events_and_series_never_merge():
+    z = np.array([4.0, 4.0, 0.0, -4.0, -4.0, 0.0, 4.0, 4.0, 4.0, 4.0])
+    series = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+
+    events = find_events(z, series, z_threshold=3.0)
+
+    assert events.first.tolist() == [0, 3, 6, 8]
+
+
+def test_defaults_drop_the_lone_low_blips_and_keep_the_incident():
+    rng = np.random.default_rng(21)
+    values = rng.normal(70.0, 0.4, 400)
+    values[200] = 70.0 - 1.5  # a lone ~3.5 sigma dip: chance, at this many samples
+    values[300:306] = 90.0  # a six-sample incident
+    samples = _series(values, kpi="memory_utilization")
+
+    plain = _detect(samples, span=60, warmup=60, **EVERY_RUN)
+    events = _detect(samples, span=60, warmup=60)
+
+    assert samples["ts"][200] in set(plain["start"])
+    assert events["start"].tolist() == [samples["ts"][300]]
+    assert events.iloc[0]["points"] >= 2
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    z=arrays(np.float64, st.integers(0, 120), elements=st.sampled_from([0.0, 3.5, -3.5, 6.0])),
+    split=st.integers(0, 120),
+    min_points=st.integers(1, 4),
+    single_sample_z=st.sampled_from([None, 5.0]),
+    merge_gap=st.integers(0, 5),
+)
+def test_vectorised_events_match_the_row_by_row_rules(
+    z, split, min_points, single_sample_z, merge_gap
+):
+    series = (np.arange(len(z)) >= split).astype("int64")
+    rules = {
+        "z_threshold": 3.0,
+        "min_points": min_points,
+        "single_sample_z": single_sample_z,
+        "merge_gap": merge_gap,
+    }
+
+    found = find_events(z, series, **rules)
+    expected = _runs_reference(z, series, **rules)
+
+    for name, got, want in zip(EventRows._fields, found, expected, strict=True):
+        assert got.tolist() == want.tolist(), name
 
 
 def test_severity_follows_peak_z():
@@ -195,6 +337,18 @@ def test_robust_method_finds_the_same_step():
     assert events.iloc[0]["peak_value"] == 190.0
     assert events.iloc[0]["direction"] == "spike"
     assert robust_zscores(np.array(values), window=30, warmup=0).z[:30].tolist() == [0.0] * 30
+
+
+def test_robust_scale_survives_a_window_that_is_mostly_one_value():
+    # A quantised CPU series: 0.066 two times in three, else 0.068. Its MAD is 0, which
+    # would make the next 0.068 infinitely surprising.
+    values = np.where(np.arange(200) % 3 == 0, 0.068, 0.066)
+
+    result = robust_zscores(values, window=60, warmup=60)
+
+    assert np.all(result.stddev[60:] > 0)
+    assert np.abs(result.z).max() < 10.0
+    assert _detect(_series(values), method="robust", span=60, warmup=60).empty
 
 
 finite_series = arrays(
@@ -234,3 +388,36 @@ def test_events_are_finite_and_well_formed_for_any_series(values):
     assert (events["peak_ts"] <= events["end"]).all()
     assert (events["peak_z"].abs() >= 3.0).all()
     assert events["points"].sum() <= len(values)
+    assert (events["start"].diff().dropna() >= pd.Timedelta(0)).all()
+
+
+def test_the_bundled_week_yields_exactly_the_injected_incidents_with_the_defaults():
+    snapshot = Path(__file__).resolve().parents[2] / "test_data" / "snapshot" / "v1.0.1"
+    with duckdb.connect() as con:
+        samples = con.execute(
+            "SELECT service, kpi, ts, value FROM read_parquet(?)", [str(snapshot / "*.parquet")]
+        ).df()
+    samples["ts"] = pd.to_datetime(samples["ts"], utc=True)
+    defaults = Thresholds()
+
+    events = detect_anomalies(
+        samples,
+        span=defaults.ewma_span,
+        warmup=defaults.warmup_samples,
+        z_threshold=defaults.z_threshold,
+        severity_z=defaults.anomaly_severity_z,
+    )
+
+    local = events["start"].dt.tz_convert("America/New_York")
+    found = sorted(
+        zip(events["service"], events["kpi"], local.dt.strftime("%m-%d %H"), strict=True)
+    )
+    assert found == [
+        ("api-gateway", "cpu_utilization", "03-08 16"),  # Day 5, 16:20-16:50
+        ("api-gateway", "latency_p50", "03-05 13"),  # Day 2, 13:45-14:30
+        ("api-gateway", "latency_p95", "03-05 13"),
+        ("api-gateway", "latency_p99", "03-05 13"),
+        ("checkout", "availability", "03-07 11"),  # Day 4, 11:05-11:45
+        ("checkout", "error_rate", "03-07 11"),
+    ]
+    assert set(events["severity"]) <= {"high", "critical"}

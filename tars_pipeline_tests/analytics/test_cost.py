@@ -169,3 +169,23 @@ def test_a_free_ga_day_has_no_percentage_change():
     daily = daily_frame()
     daily.loc[daily["day"] == 0, "cost_usd"] = 0.0
     assert analyse(daily)["change_pct"] is None
+
+
+def test_the_right_sizing_target_and_growth_threshold_are_settings():
+    cost = cost_analysis(
+        daily_frame(),
+        cpu_utilisation(),
+        days_per_month=COST.days_per_month,
+        low_utilisation_pct=COST.low_utilisation_pct,
+        target_utilisation_pct=80.0,
+        growth_hint_pct=15.0,
+    )
+    hints = {(h["kind"], h["service"], h.get("resource_type")): h for h in cost["hints"]}
+    # 24 % CPU run at 80 %: 70 % of $50/day saved.
+    assert hints[("right_sizing", "search", "compute")]["estimated_monthly_saving"] == (
+        pytest.approx(50.0 * 0.7 * 30)
+    )
+    assert [key for key in hints if key[0] == "cost_growth"] == [
+        ("cost_growth", "api-gateway", "compute")
+    ]
+    assert (CostConfig().target_utilisation_pct, CostConfig().growth_hint_pct) == (60.0, 10.0)

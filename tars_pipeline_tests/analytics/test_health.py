@@ -193,3 +193,29 @@ def test_scores_are_always_finite_and_within_0_to_100(rows, severities, breached
     assert health.contributions["weighted_points"].sum() == pytest.approx(
         health.weighted_kpi_score if len(drift) else 0.0
     )
+
+
+def test_each_contribution_says_why_and_what_it_could_have_given():
+    drift = _drift(
+        [
+            ("checkout", "latency_p99", 150.0, 180.0),
+            ("checkout", "availability", 99.95, 99.95),
+            ("checkout", "throughput", 100.0, 150.0),
+            ("checkout", "error_rate", 0.0, 0.3),
+        ]
+    )
+
+    health = score_day(drift, {("checkout", "availability")}, NO_ANOMALIES, KPIS, CONFIG)
+
+    rows = health.contributions.set_index("kpi")
+    p99 = rows.loc["latency_p99"]
+    assert p99["max_points"] == pytest.approx(100 * 2 / 8)
+    assert p99["points_lost"] == pytest.approx(p99["max_points"] - p99["weighted_points"])
+    assert p99["threshold_pct"] == 10.0
+    assert p99["reason"] == (
+        "adverse drift 20.0 % vs threshold 10 % (0 at 50 %) → 75.0 (score 75.0)"
+    )
+    assert rows.loc["availability", "reason"].endswith("SLO breached → at most 40 (score 40.0)")
+    assert rows.loc["throughput", "reason"].startswith("neutral KPI")
+    assert rows.loc["error_rate", "reason"].startswith("baseline ~0 and it moved the bad way")
+    assert health.contributions["max_points"].sum() == pytest.approx(100.0)

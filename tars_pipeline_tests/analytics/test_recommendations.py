@@ -163,3 +163,19 @@ def test_action_items_are_unchecked_boxes_grouped_by_priority_with_a_due_date(st
     assert due == {"P1": "24-48h", "P2": "within sprint", "P3": "backlog"}
     assert items[0]["description"] == story[0]["title"]
     assert build_action_items([{"priority": "P0", "title": "x"}])[0]["due"] == "immediate"
+
+
+def test_cost_that_moved_by_noise_makes_no_cost_item():
+    flat = {
+        "ga_day_cost": 300.0,
+        "daily_average": 301.0,
+        "change_pct": 0.33,
+        "projected_monthly": 9030.0,
+        "by_resource": [],
+        "hints": [],
+    }
+    assert build_recommendations([], [], [], flat) == []
+    grown = {**flat, "daily_average": 336.0, "change_pct": 12.0, "projected_monthly": 10080.0}
+    (item,) = build_recommendations([], [], [], grown)
+    assert item["priority"] == "P3" and item["category"] == "cost"
+    assert build_recommendations([], [], [], grown, cost_growth_pct=15.0) == []

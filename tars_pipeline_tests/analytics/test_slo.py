@@ -218,3 +218,10 @@ def test_window_summary_reports_the_alerts_of_its_samples():
     )
     assert [alert["long_window"] for alert in summary["alerts_fired"]] == ["1h", "6h"]
     assert summary["kpi_mean"] == pytest.approx(100.0 * 1420 / 1440)
+
+
+def test_a_burn_too_small_to_divide_by_never_exhausts_the_budget():
+    from tars_pipeline.analytics.slo import days_to_exhaustion
+
+    assert days_to_exhaustion(10.0, 1e-320, 30) is None
+    assert days_to_exhaustion(10.0, 0.5, 30) == pytest.approx(54.0)

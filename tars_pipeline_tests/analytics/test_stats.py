@@ -7,9 +7,12 @@ import pandas as pd
 import pytest
 
 from tars_pipeline.analytics.stats import (
+    DROPPED_COLUMNS,
     HOURLY_PROFILE_COLUMNS,
     STAT_COLUMNS,
     hourly_profile,
+    local_hour,
+    prefilter,
     summarise,
 )
 from tars_pipeline.sources.base import empty_samples
@@ -96,3 +99,42 @@ def test_hourly_profile_uses_the_release_timezone():
     assert late["mean"] == 150.0
     assert late["stddev"] == pytest.approx(np.std([100.0, 200.0], ddof=1))
     assert late["sample_count"] == 2
+
+
+def test_percentiles_match_pandas_for_groups_of_any_size_in_any_order():
+    rng = np.random.default_rng(3)
+    samples = pd.concat(
+        [_samples(f"s{n}", "latency_p99", list(rng.normal(100, 20, n))) for n in (1, 2, 3, 50)]
+    ).sample(frac=1.0, random_state=4)
+
+    summary = summarise(samples).set_index("service")
+
+    for service, group in samples.groupby("service"):
+        for column, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+            assert summary.loc[service, column] == pytest.approx(group["value"].quantile(q))
+
+
+def test_prefilter_drops_counter_reset_artefacts_and_counts_them():
+    samples = _samples("api", "throughput", [800.0, -1.2e7, 810.0, np.nan])
+
+    kept = prefilter(samples)
+
+    assert kept.samples["value"].tolist() == [800.0, 810.0]
+    assert kept.dropped.to_dict("records") == [
+        {"service": "api", "kpi": "throughput", "reason": "negative", "dropped_samples": 1},
+        {"service": "api", "kpi": "throughput", "reason": "non_finite", "dropped_samples": 1},
+    ]
+    assert list(kept.dropped.columns) == list(DROPPED_COLUMNS)
+
+
+def test_prefilter_keeps_negative_values_when_told_and_clean_input_as_is():
+    samples = _samples("api", "balance", [-5.0, 3.0])
+    assert prefilter(samples, drop_negative=False).samples["value"].tolist() == [-5.0, 3.0]
+    clean = _samples("api", "throughput", [1.0, 0.0])
+    result = prefilter(clean)
+    assert result.samples is clean and result.dropped.empty
+
+
+def test_local_hour_reads_the_wall_clock_and_treats_naive_times_as_utc():
+    ts = pd.Series(pd.to_datetime(["2025-03-30T00:30", "2025-03-30T01:30"]))  # DST night
+    assert local_hour(ts, "Europe/Berlin").tolist() == [1, 3]

@@ -1,0 +1,105 @@
+"""The retrospective as one self-contained HTML page: inline CSS, charts as inline SVG.
+
+Why self-contained: the page is mailed, attached to tickets and opened from artifact
+stores, often offline or behind a strict CSP, so it loads nothing (no script, no fonts, no
+images by URL) and prints as it shows.
+
+Why autoescape: every service, KPI and label name comes from a metric source and can hold
+anything, `<script>` included. Jinja2's autoescape escapes every `{{ value }}`; the only
+`Markup` in the page is the SVG that `charts.py` drew and checked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+
+from tars_pipeline.reporting.charts import build_charts
+from tars_pipeline.reporting.retrospective import SECTIONS, format_number, format_signed
+
+TEMPLATE = "retrospective.html.j2"
+
+# Recommendation evidence keys shown inline, in this order (the JSON keeps them all).
+_EVIDENCE_KEYS = (
+    "service", "kpi", "resource_type", "slo", "day", "baseline", "observed", "change_pct",
+    "p_value", "budget_consumed_pct", "burn_rate", "days_to_exhaustion", "trend",
+    "estimated_monthly_saving", "projected_monthly",
+)  # fmt: skip
+
+
+def format_p_value(value: float | None) -> str:
+    """p-values the way a reader expects: `< 1e-16` rather than a misleading 0."""
+    if value is None:
+        return "n/a"
+    return "< 1e-16" if value < 1e-16 else f"{value:.2g}"
+
+
+def format_usd(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"${value:,.{digits}f}"
+
+
+def format_pct(value: float | None) -> str:
+    """A magnitude in percent: one decimal, or two significant digits below 0.1 %."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.1f} %" if abs(value) >= 0.1 or value == 0 else f"{value:.2g} %"
+
+
+def format_value(value: float | None) -> str:
+    """A measured value in its unit: four significant digits (99.95 stays 99.95, not 100.0),
+    thousands separated from 1,000 on."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def evidence_items(evidence: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """A recommendation's evidence as (name, value) pairs for one line of small print."""
+    items = []
+    for key in _EVIDENCE_KEYS:
+        value = (evidence or {}).get(key)
+        if value is None or isinstance(value, list | dict):
+            continue
+        if key == "p_value":
+            shown = format_p_value(value)
+        elif key in {"estimated_monthly_saving", "projected_monthly"}:
+            shown = format_usd(value, 0)
+        elif key == "change_pct":
+            shown = f"{format_signed(value)} %"
+        elif isinstance(value, float):
+            shown = format_value(value)
+        else:
+            shown = str(value)
+        items.append((key.replace("_", " "), shown))
+    return items
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tars_pipeline", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,  # every source text is escaped; charts are Markup from charts.py
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = format_number
+    env.filters["signed"] = format_signed
+    env.filters["pvalue"] = format_p_value
+    env.filters["usd"] = format_usd
+    env.filters["val"] = format_value
+    env.filters["pct"] = format_pct
+    env.globals["evidence_items"] = evidence_items
+    return env
+
+
+def render_html(model: Mapping[str, Any]) -> str:
+    """The model (`build_retrospective`) as GA_7DAY_RETROSPECTIVE.html."""
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(r=model, charts=build_charts(model), sections=SECTIONS)
+    )

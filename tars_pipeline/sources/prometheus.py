@@ -1,0 +1,682 @@
+"""Prometheus source: KPI samples from a Prometheus-compatible HTTP API.
+
+Works with Prometheus and the backends that serve its query API (Thanos, Mimir/Cortex,
+VictoriaMetrics). Each KPI's PromQL template is filled in per service and run as a range
+query over the day's window at the configured step, so one (service, KPI) query returns one
+series: the samples of the input contract (base.py).
+
+What this module takes care of, because Prometheus will not:
+
+- **Escaping.** `{service}` is a label value from the source or the config; it is escaped
+  for a PromQL string literal, so a name containing `"` or `}` cannot change the query.
+- **The 11,000-points limit.** Prometheus refuses a range query with more than 11,000
+  points per series; a long window or a short step is split into chunks that meet exactly
+  (query_range includes both ends), and merged without duplicate or missing timestamps.
+- **Values.** The API returns values as strings, `"NaN"` and `"+Inf"` included. Those are
+  dropped and reported as gaps (coverage), never turned into zeros.
+- **Faults.** Connection errors, timeouts, HTTP 429 and 5xx are retried with exponential
+  backoff; whatever still fails becomes one `TarsUserError` that names the setting or the
+  KPI to fix. Nothing is stored for a day whose fetch failed: the asset writes only after
+  `fetch_day` returns.
+
+The HTTP client is prometheus-api-client's `PrometheusConnect`, configured by the
+`PrometheusResource` (a Dagster resource, so the UI shows the connection and secrets stay
+in environment variables via `dg.EnvVar`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from pydantic import Field, ValidationError
+from urllib3.util.retry import Retry
+
+from tars_pipeline import __version__
+from tars_pipeline.config import KpiDefinition, PrometheusSourceConfig, Release, TarsConfig
+from tars_pipeline.errors import TarsUserError
+from tars_pipeline.sources.base import (
+    DayFetch,
+    coverage_of,
+    empty_samples,
+    expected_points,
+)
+
+MAX_POINTS_PER_SERIES = 11_000
+"""Prometheus's hard limit on the points of one series in one range query."""
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRY_AFTER_CAP_SECONDS = 30.0
+"""A server asking for a longer pause than this (Retry-After) is not waited for longer."""
+PLACEHOLDER = re.compile(r"\{(service|service_label|rate_window)\}")
+"""The placeholders of a KPI query; any other `{...}` is PromQL's own (label matchers)."""
+
+Progress = Callable[[str], None]
+Warn = Callable[[str], None]
+
+
+# --- Pure helpers -------------------------------------------------------------------------------
+
+
+def promql_string(value: str) -> str:
+    """`value` escaped for the inside of a double-quoted PromQL string literal.
+
+    PromQL strings follow Go's escaping: a backslash, a double quote and a line break must be
+    escaped, anything else stands for itself. Escaping the backslash first keeps a name like
+    `a\\"b` from smuggling in a closing quote.
+    """
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+
+
+def render_query(template: str, *, service: str, service_label: str, rate_window: str) -> str:
+    """The KPI's PromQL for one service.
+
+    `{service}` becomes the escaped service name; `{service_label}` and `{rate_window}` come
+    from the validated source settings. One pass with a function replacement, so a service
+    name that itself contains `{rate_window}` is not expanded again.
+    """
+    values = {
+        "service": promql_string(service),
+        "service_label": service_label,
+        "rate_window": rate_window,
+    }
+    return PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+def range_chunks(
+    start: dt.datetime, points: int, step_seconds: int, max_points: int
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The (first, last) evaluation times of each range query, both inclusive.
+
+    Prometheus evaluates `start, start + step, ...` up to and including `end`, so a chunk
+    of n points ends at `first + (n - 1) * step` and the next chunk starts one step later:
+    consecutive chunks neither overlap nor leave a gap.
+    """
+    if points <= 0:
+        return []
+    per_chunk = max(1, min(max_points, MAX_POINTS_PER_SERIES))
+    step = dt.timedelta(seconds=step_seconds)
+    return [
+        (start + first * step, start + (min(first + per_chunk, points) - 1) * step)
+        for first in range(0, points, per_chunk)
+    ]
+
+
+def parse_values(values: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """A matrix series' `[[ts, "value"], ...]` as (epoch milliseconds, float values).
+
+    Values stay as parsed: `"NaN"`, `"+Inf"` and `"-Inf"` become nan/inf, for the caller to
+    drop and count. Timestamps are rounded to milliseconds, Prometheus's own resolution.
+    """
+    if not values:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    stamps = np.asarray([point[0] for point in values], dtype=np.float64)
+    numbers = np.asarray([point[1] for point in values], dtype=np.float64)
+    return np.rint(stamps * 1000).astype(np.int64), numbers
+
+
+def merge_chunks(
+    parts: Sequence[tuple[np.ndarray, np.ndarray]], start_ms: int, end_ms: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate chunk results in time order, one value per timestamp, inside [start, end)."""
+    if not parts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    stamps = np.concatenate([part[0] for part in parts])
+    values = np.concatenate([part[1] for part in parts])
+    stamps, first = np.unique(stamps, return_index=True)  # sorted; keeps the first duplicate
+    values = values[first]
+    inside = (stamps >= start_ms) & (stamps < end_ms)
+    return stamps[inside], values[inside]
+
+
+def with_prometheus_url(config: TarsConfig, url: str) -> TarsConfig:
+    """The config with its metric source pointed at `url` (the CLIs' --prometheus-url).
+
+    A Prometheus source keeps its other settings (auth variables, headers, TLS, rate
+    window); any other source is replaced by a Prometheus source with the defaults, so the
+    seed's `tars-ga-kpi --prometheus-url http://prometheus:9090` works with the bundled
+    snapshot config too.
+    """
+    settings = (
+        config.source.model_dump(exclude={"url"})
+        if isinstance(config.source, PrometheusSourceConfig)
+        else {}
+    )
+    try:
+        source = PrometheusSourceConfig(**settings, url=url)
+    except ValidationError as error:
+        message = "; ".join(item["msg"].removeprefix("Value error, ") for item in error.errors())
+        raise TarsUserError(f"{message} (got {url!r})", where="--prometheus-url") from None
+    return config.model_copy(update={"source": source})
+
+
+def day_number(release: Release, start: dt.datetime) -> int:
+    return (start.astimezone(release.tz).date() - release.ga_date).days
+
+
+PROGRESS_TAG = "tars/progress"
+"""Run tag the CLIs set to "terminal" when their stderr is a TTY (see `run_progress`)."""
+
+
+def stderr_progress(message: str) -> None:
+    print(f"  … {message}", file=sys.stderr, flush=True)
+
+
+def terminal_progress() -> Progress | None:
+    """One line per KPI fetch on a terminal; nothing when stderr is a log file or a pipe."""
+    return stderr_progress if sys.stderr.isatty() else None
+
+
+def run_progress(tags: Mapping[str, str]) -> Progress | None:
+    """Progress for a Dagster step: on only when the CLI that launched the run is on a TTY.
+
+    Inside a step Dagster has pointed stderr at the compute log (and mirrors it back to the
+    terminal), so `isatty()` is always false there; the CLI decides before the run instead.
+    """
+    return stderr_progress if tags.get(PROGRESS_TAG) == "terminal" else None
+
+
+# --- The resource --------------------------------------------------------------------------------
+
+
+class PrometheusResource(dg.ConfigurableResource):
+    """Connection to a Prometheus-compatible query API (Prometheus, Thanos, Mimir, ...).
+
+    Built from `source:` in tars.yaml (or the CLIs' --prometheus-url). Credentials are
+    `dg.EnvVar`s, so the UI and the run config show the variable's name, never the secret.
+    An empty `url` means "no Prometheus": the config's own (snapshot) source is used.
+    """
+
+    url: str = Field(default="", description="Base URL of the API; empty: not configured.")
+    url_origin: str = Field(
+        default="source.url / --prometheus-url",
+        description="Where the URL came from, for error messages.",
+    )
+    bearer_token: str | None = Field(default=None, description="Sent as Authorization: Bearer.")
+    bearer_token_env: str | None = None
+    username: str | None = Field(default=None, description="Basic-auth user.")
+    username_env: str | None = None
+    password: str | None = Field(default=None, description="Basic-auth password.")
+    password_env: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra headers, e.g. X-Scope-OrgID."
+    )
+    verify_tls: bool = True
+    ca_bundle: str | None = Field(default=None, description="PEM CA bundle for TLS.")
+    timeout_seconds: float = 30.0
+    retries: int = 3
+    retry_backoff_seconds: float = 0.5
+    max_points_per_query: int = MAX_POINTS_PER_SERIES
+    service_label: str = "service"
+    rate_window: str = "5m"
+    services_match: str = "http_requests_total"
+
+    @classmethod
+    def from_source_config(
+        cls,
+        source: PrometheusSourceConfig,
+        *,
+        base_dir: Path | None = None,
+        url_origin: str = "source.url / --prometheus-url",
+    ) -> PrometheusResource:
+        """The resource for a `source: {type: prometheus}` block.
+
+        A credential is passed as `dg.EnvVar` only when its variable is set, so an
+        unauthenticated Prometheus needs no variables at all.
+        """
+        secrets: dict[str, Any] = {}
+        for field, env_name in (
+            ("bearer_token", source.bearer_token_env),
+            ("username", source.username_env),
+            ("password", source.password_env),
+        ):
+            if env_name and os.environ.get(env_name):
+                secrets[field] = dg.EnvVar(env_name)
+        ca_bundle = source.ca_bundle
+        if ca_bundle is not None and not ca_bundle.is_absolute() and base_dir is not None:
+            ca_bundle = base_dir / ca_bundle
+        return cls(
+            url=source.url,
+            url_origin=url_origin,
+            bearer_token_env=source.bearer_token_env,
+            username_env=source.username_env,
+            password_env=source.password_env,
+            headers=dict(source.headers),
+            verify_tls=source.verify_tls,
+            ca_bundle=str(ca_bundle) if ca_bundle is not None else None,
+            timeout_seconds=source.timeout_seconds,
+            retries=source.retries,
+            retry_backoff_seconds=source.retry_backoff_seconds,
+            max_points_per_query=source.max_points_per_query,
+            service_label=source.service_label,
+            rate_window=source.rate_window,
+            services_match=source.services_match,
+            **secrets,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def client(self) -> PrometheusClient:
+        return PrometheusClient(self)
+
+
+def _secret(value: str | None) -> str | None:
+    """A credential's value; outside a Dagster run an `EnvVar` is still its name."""
+    if isinstance(value, dg.EnvVar):
+        return value.get_value()
+    return value
+
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, but a Retry-After header cannot stall a run for an hour."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, RETRY_AFTER_CAP_SECONDS)
+
+
+# --- The HTTP client -----------------------------------------------------------------------------
+
+
+class PrometheusClient:
+    """`PrometheusConnect`, configured from the resource, with errors a user can act on.
+
+    prometheus-api-client reports an HTTP error as an exception whose text holds the status
+    and a bytes repr of the body; a response hook keeps the last response so the status and
+    Prometheus's own `error` text can be read properly instead.
+    """
+
+    def __init__(self, settings: PrometheusResource):
+        self.settings = settings
+        self.url = settings.url.rstrip("/")
+        self._last_response: requests.Response | None = None
+        self.bearer_token = _secret(settings.bearer_token)
+        username, password = _secret(settings.username), _secret(settings.password)
+        if self.bearer_token and username:
+            raise TarsUserError(
+                "both a bearer token and basic-auth credentials are set",
+                where=f"${settings.bearer_token_env} and ${settings.username_env}",
+                remedy="set only one of them for this Prometheus",
+            )
+        session = requests.Session()
+        # requests' `verify`: a CA bundle path verifies against it, True against the system
+        # store, False not at all (only when verify_tls is explicitly off).
+        session.verify = (settings.ca_bundle or True) if settings.verify_tls else False
+        if settings.verify_tls and settings.ca_bundle and not Path(settings.ca_bundle).is_file():
+            raise TarsUserError(
+                f"CA bundle {settings.ca_bundle} does not exist",
+                where="source.ca_bundle",
+                remedy="point it at the PEM file of the CA that signed the server's certificate",
+            )
+        session.hooks["response"].append(self._remember)
+        headers = {"User-Agent": f"tars-observability/{__version__}", **settings.headers}
+        if self.bearer_token:
+            headers["Authorization"] = f"Bearer {self.bearer_token}"
+        self.auth = (username, password or "") if username else None
+        retry = _CappedRetry(
+            total=settings.retries,
+            connect=settings.retries,
+            read=settings.retries,
+            status=settings.retries,
+            other=settings.retries,
+            backoff_factor=settings.retry_backoff_seconds,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the last 5xx comes back as a response, with its text
+        )
+        self.connection = PrometheusConnect(
+            url=self.url,
+            headers=headers,
+            auth=self.auth,
+            retry=retry,
+            session=session,
+            timeout=settings.timeout_seconds,  # type: ignore[arg-type]  # float is fine
+        )
+
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last_response = response
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> PrometheusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- calls --
+
+    def query_range(
+        self,
+        query: str,
+        first: dt.datetime,
+        last: dt.datetime,
+        step_seconds: int,
+        *,
+        kpi: KpiDefinition,
+        service: str,
+    ) -> list[dict[str, Any]]:
+        """`query` evaluated at first, first + step, ..., last: a list of matrix series."""
+        return self._call(
+            lambda: self.connection.custom_query_range(
+                query, start_time=first, end_time=last, step=str(step_seconds)
+            ),
+            doing=f"fetching KPI {kpi.name!r} for service {service!r}",
+            kpi=kpi,
+            query=query,
+        )
+
+    def label_values(
+        self, label: str, match: str, start: dt.datetime, end: dt.datetime
+    ) -> list[str]:
+        """Values of `label` on the series `match` selects between start and end."""
+        params = {"match[]": match, "start": start.timestamp(), "end": end.timestamp()}
+        values = self._call(
+            lambda: self.connection.get_label_values(label_name=label, params=params),
+            doing=f"listing the services (values of {label!r} on {match})",
+            kpi=None,
+            query=match,
+        )
+        return [str(value) for value in values or []]
+
+    def _call(self, request: Callable[[], Any], *, doing: str, kpi, query: str) -> Any:
+        self._last_response = None
+        try:
+            return request()
+        except PrometheusApiClientException:
+            raise self._http_error(doing, kpi, query) from None
+        except requests.exceptions.JSONDecodeError:
+            raise TarsUserError(
+                f"{self.url} answered, but not with Prometheus API JSON ({doing})",
+                where=self.settings.url_origin,
+                remedy="use the base URL of the query API, e.g. http://prometheus:9090 "
+                "(Mimir and some proxies serve it under a path such as /prometheus)",
+            ) from None
+        except requests.exceptions.RequestException as error:
+            raise self._transport_error(error, doing) from None
+        except (KeyError, TypeError) as error:
+            raise TarsUserError(
+                f"unexpected answer from {self.url} ({doing}): missing {error}",
+                where=self.settings.url_origin,
+                remedy="check that the URL is a Prometheus-compatible query API",
+            ) from None
+
+    # -- error translation --
+
+    def _attempts(self) -> str:
+        tries = self.settings.retries + 1
+        return f"{tries} attempt{'s' if tries != 1 else ''}"
+
+    def _credentials_note(self) -> str:
+        settings = self.settings
+        if self.bearer_token:
+            return f"a bearer token from ${settings.bearer_token_env} was sent"
+        if self.auth:
+            return f"basic auth as ${settings.username_env} was sent"
+        names = " or ".join(
+            f"${name}"
+            for name in (settings.bearer_token_env, settings.username_env)
+            if name is not None
+        )
+        return f"no credentials were sent ({names or 'no credential variables'} not set)"
+
+    def _http_error(self, doing: str, kpi: KpiDefinition | None, query: str) -> TarsUserError:
+        response = self._last_response
+        if response is None:
+            return TarsUserError(f"Prometheus request failed while {doing}", where=self.url)
+        status = response.status_code
+        error_type, text = "", response.text.strip()[:500]
+        try:
+            body = response.json()
+            error_type = str(body.get("errorType", ""))
+            text = str(body.get("error", text))
+        except ValueError:
+            pass
+        detail = f"HTTP {status}{f' {error_type}' if error_type else ''}: {text or response.reason}"
+        if status in (400, 422) and kpi is not None:
+            return TarsUserError(
+                f"Prometheus rejected the query of KPI {kpi.name!r} ({detail})\n  query: {query}",
+                where=f"kpis[{kpi.name}].query",
+                remedy="fix the PromQL in tars.yaml (try it in the Prometheus UI first); "
+                "placeholders: {service}, {service_label}, {rate_window}",
+            )
+        if status in (401, 403):
+            return TarsUserError(
+                f"Prometheus at {self.url} refused the request ({detail}); "
+                f"{self._credentials_note()}",
+                where="source.bearer_token_env / source.username_env",
+                remedy="export the token (or user and password) in the variables named there; "
+                "a multi-tenant backend may also need source.headers.X-Scope-OrgID",
+            )
+        if status == 404:
+            return TarsUserError(
+                f"no Prometheus query API at {self.url} ({detail})",
+                where=self.settings.url_origin,
+                remedy="use the API's base URL: http://host:9090 for Prometheus, "
+                "the /prometheus prefix for Mimir",
+            )
+        if status in RETRY_STATUSES:
+            about = f" for KPI {kpi.name!r}" if kpi is not None else ""
+            return TarsUserError(
+                f"Prometheus at {self.url} kept failing{about} ({detail}) after {self._attempts()}",
+                where="source.retries / source.timeout_seconds",
+                remedy="the server is overloaded or down: retry later, or allow more retries "
+                "or a longer timeout",
+            )
+        return TarsUserError(
+            f"Prometheus at {self.url} answered {detail} while {doing}", where=self.url
+        )
+
+    def _transport_error(self, error: BaseException, doing: str) -> TarsUserError:
+        chain = _exception_chain(error)
+        names = {type(item).__name__ for item in chain}
+        host = urlsplit(self.url).netloc
+        innermost = str(chain[-1]) if chain else str(error)
+        if isinstance(error, requests.exceptions.SSLError) or names & {
+            "SSLError",
+            "SSLCertVerificationError",
+            "CertificateError",
+        }:
+            ssl_text = next(
+                (str(item) for item in reversed(chain) if "SSL" in type(item).__name__),
+                innermost,
+            )
+            return TarsUserError(
+                f"TLS handshake with {host} failed while {doing}: {ssl_text}",
+                where="source.url / source.ca_bundle / source.verify_tls",
+                remedy="for a private CA set source.ca_bundle to its PEM file; check the "
+                "scheme (https to a plain-http port fails like this)",
+            )
+        if names & {"NameResolutionError", "gaierror"}:
+            return TarsUserError(
+                f"cannot resolve the host {urlsplit(self.url).hostname!r} while {doing}",
+                where=self.settings.url_origin,
+                remedy="check the host name in the URL and the machine's DNS",
+            )
+        if isinstance(error, requests.exceptions.Timeout) or names & {
+            "ReadTimeoutError",
+            "ConnectTimeoutError",
+            "TimeoutError",
+        }:
+            return TarsUserError(
+                f"no answer from {self.url} within {self.settings.timeout_seconds:g} s "
+                f"({self._attempts()}) while {doing}",
+                where="source.timeout_seconds",
+                remedy="raise source.timeout_seconds, make the query cheaper, or check the "
+                "server's load",
+            )
+        if names & {"NewConnectionError", "ConnectionRefusedError"}:
+            return TarsUserError(
+                f"cannot connect to Prometheus at {host}: connection refused "
+                f"({self._attempts()}) while {doing}",
+                where=self.settings.url_origin,
+                remedy="check that Prometheus is running and listening at that address",
+            )
+        return TarsUserError(
+            f"request to {self.url} failed while {doing}: {innermost}",
+            where=self.settings.url_origin,
+        )
+
+
+def _exception_chain(error: BaseException) -> list[BaseException]:
+    """The error and every error inside it (causes, urllib3 reasons, wrapped args)."""
+    seen: list[BaseException] = []
+    pending: list[Any] = [error]
+    while pending:
+        item = pending.pop(0)
+        if not isinstance(item, BaseException) or any(item is known for known in seen):
+            continue
+        seen.append(item)
+        pending.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
+        pending.extend(arg for arg in item.args if isinstance(arg, BaseException))
+    return seen
+
+
+# --- The metric source ---------------------------------------------------------------------------
+
+
+class PrometheusSource:
+    """KPI samples from Prometheus: one range query per (KPI, service), chunked."""
+
+    def __init__(
+        self,
+        settings: PrometheusResource,
+        *,
+        progress: Progress | None = None,
+        warn: Warn | None = None,
+    ):
+        self.settings = settings
+        self.progress = progress
+        self.warn = warn or (lambda message: None)
+
+    def fetch_day(
+        self,
+        release: Release,
+        start: dt.datetime,
+        end: dt.datetime,
+        kpis: Sequence[KpiDefinition],
+        step_seconds: int,
+    ) -> DayFetch:
+        points = expected_points(start, end, step_seconds)
+        day = day_number(release, start)
+        start_ms, end_ms = _epoch_ms(start), _epoch_ms(end)
+        frames: list[pd.DataFrame] = []
+        with self.settings.client() as client:
+            services = list(release.services) or self.discover_services(client, release, end)
+            for index, kpi in enumerate(kpis, start=1):
+                if self.progress:
+                    self.progress(f"day {day}: {kpi.name} ({index}/{len(kpis)})")
+                if not kpi.query.strip():
+                    self.warn(f"KPI {kpi.name!r} has no query (kpis[{kpi.name}].query): no data")
+                    continue
+                for service in services:
+                    stamps, values = self.fetch_series(
+                        client, kpi, service, start, points, step_seconds, start_ms, end_ms
+                    )
+                    if len(stamps):
+                        frames.append(
+                            pd.DataFrame(
+                                {
+                                    "service": service,
+                                    "kpi": kpi.name,
+                                    "ts": pd.to_datetime(stamps, unit="ms", utc=True),
+                                    "value": values,
+                                }
+                            )
+                        )
+        samples = pd.concat(frames, ignore_index=True) if frames else empty_samples()
+        if len(samples):
+            samples["ts"] = samples["ts"].astype("datetime64[us, UTC]")
+            # The snapshot source's order: downstream ties (equal scores) then break alike.
+            samples = samples.sort_values(["service", "kpi", "ts"], kind="stable")
+            samples = samples.reset_index(drop=True)
+        return DayFetch(samples=samples, coverage=coverage_of(samples, services, kpis, points))
+
+    def fetch_series(
+        self,
+        client: PrometheusClient,
+        kpi: KpiDefinition,
+        service: str,
+        start: dt.datetime,
+        points: int,
+        step_seconds: int,
+        start_ms: int,
+        end_ms: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One (service, KPI) series over the window: finite values, one per timestamp."""
+        query = render_query(
+            kpi.query,
+            service=service,
+            service_label=self.settings.service_label,
+            rate_window=self.settings.rate_window,
+        )
+        parts = []
+        for first, last in range_chunks(
+            start, points, step_seconds, self.settings.max_points_per_query
+        ):
+            result = client.query_range(query, first, last, step_seconds, kpi=kpi, service=service)
+            if len(result) > 1:
+                shown = ", ".join(str(series.get("metric", {})) for series in result[:3])
+                raise TarsUserError(
+                    f"KPI {kpi.name!r} returned {len(result)} series for service {service!r} "
+                    f"({shown}{', ...' if len(result) > 3 else ''}); a KPI must be one series "
+                    "per service",
+                    where=f"kpis[{kpi.name}].query",
+                    remedy="aggregate the query, e.g. sum(...) or avg(...) without 'by'",
+                )
+            if result:
+                parts.append(parse_values(result[0].get("values", [])))
+        stamps, values = merge_chunks(parts, start_ms, end_ms)
+        finite = np.isfinite(values)
+        dropped = int((~finite).sum())
+        if dropped:
+            self.warn(
+                f"{service}/{kpi.name}: {dropped} NaN/Inf sample(s) dropped, reported as gaps"
+            )
+        return stamps[finite], values[finite]
+
+    def discover_services(
+        self, client: PrometheusClient, release: Release, end: dt.datetime
+    ) -> list[str]:
+        """The services seen from GA day's start to this day's end, when the release lists none.
+
+        Looking back to GA day (not just this day) keeps a service that went silent in the
+        list, so its KPIs show up as missing rather than vanishing from the report.
+        """
+        since = release.day_bounds(0)[0]
+        services = sorted(
+            set(
+                client.label_values(
+                    self.settings.service_label, self.settings.services_match, since, end
+                )
+            )
+        )
+        if not services:
+            raise TarsUserError(
+                f"no services found: no series {self.settings.services_match} with a "
+                f"{self.settings.service_label!r} label between {since.isoformat()} and "
+                f"{end.isoformat()}",
+                where=f"releases[{release.name}].services / source.services_match",
+                remedy="list the services under the release, or set source.services_match to "
+                "a metric every service exports (and source.service_label to its label)",
+            )
+        return services
+
+
+def _epoch_ms(moment: dt.datetime) -> int:
+    return round(moment.timestamp() * 1000)

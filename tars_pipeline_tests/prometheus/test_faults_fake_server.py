@@ -1,0 +1,170 @@
+"""Faults only a gateway in front of Prometheus produces: auth, 429, 5xx that recover, stalls.
+
+The server here is a FAKE (fake_server.py says why): a real Prometheus has no auth, no rate
+limit, and cannot be told to fail twice and then recover. Requests still go over real
+sockets through the real client, so retries, backoff, timeouts and headers are real.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+
+from tars_pipeline.config import Release, default_kpis
+from tars_pipeline.errors import TarsUserError
+from tars_pipeline.sources.prometheus import PrometheusResource, PrometheusSource
+from tars_pipeline_tests.prometheus.fake_server import Answer, FakePrometheus, prometheus_error
+
+RELEASE = Release(name="v9", ga_date=dt.date(2026, 3, 3), timezone="UTC", services=("api-gateway",))
+START = dt.datetime(2026, 3, 3, tzinfo=dt.UTC)
+END = START + dt.timedelta(hours=1)
+THROUGHPUT = [kpi for kpi in default_kpis() if kpi.name == "throughput"]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePrometheus]:
+    server = FakePrometheus().start()
+    yield server
+    server.stop()
+
+
+def _fetch(fake: FakePrometheus, **settings: object):
+    resource = PrometheusResource(
+        url=fake.url,
+        **{"retries": 2, "retry_backoff_seconds": 0.01, "timeout_seconds": 5.0, **settings},
+    )
+    return PrometheusSource(resource).fetch_day(RELEASE, START, END, THROUGHPUT, 60)
+
+
+def _queries(fake: FakePrometheus) -> list:
+    return [seen for seen in fake.seen if seen.path == "/api/v1/query_range"]
+
+
+def test_5xx_then_recovery_is_retried_and_the_day_is_complete(fake: FakePrometheus) -> None:
+    fake.script(
+        Answer(503, prometheus_error("unavailable", "ingester ring not ready")),
+        Answer(502, "bad gateway"),
+    )
+    fetch = _fetch(fake)
+    assert len(_queries(fake)) == 3
+    assert len(fetch.samples) == 60 and not fetch.missing and not fetch.incomplete
+
+
+def test_5xx_that_does_not_recover_names_the_kpi_the_status_and_the_attempts(
+    fake: FakePrometheus,
+) -> None:
+    fake.script(*[Answer(500, prometheus_error("internal", "chunk read failed"))] * 3)
+    with pytest.raises(TarsUserError) as failure:
+        _fetch(fake)
+    message = str(failure.value)
+    assert "KPI 'throughput'" in message and "HTTP 500" in message
+    assert "chunk read failed" in message and "after 3 attempts" in message
+    assert "source.retries" in message
+    assert len(_queries(fake)) == 3
+
+
+def test_429_waits_for_retry_after_then_succeeds(fake: FakePrometheus) -> None:
+    fake.script(Answer(429, "too many requests", headers={"Retry-After": "1"}))
+    fetch = _fetch(fake)
+    first, second = _queries(fake)
+    assert second.at - first.at >= 0.9  # honoured Retry-After, not the 0.01 s backoff
+    assert len(fetch.samples) == 60
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_401_and_403_say_which_credentials_were_sent(
+    fake: FakePrometheus, status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.script(Answer(status, "Unauthorized" if status == 401 else "Forbidden"))
+    with pytest.raises(TarsUserError) as failure:
+        _fetch(fake, bearer_token_env="TARS_PROMETHEUS_TOKEN")
+    message = str(failure.value)
+    assert f"HTTP {status}" in message
+    assert "no credentials were sent ($TARS_PROMETHEUS_TOKEN" in message
+    assert "source.bearer_token_env" in message
+    assert len(_queries(fake)) == 1  # an auth failure is not retried
+
+
+def test_a_bearer_token_is_sent_and_never_shown(
+    fake: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_PROM_TOKEN", "s3cret-token")
+    fake.script(Answer(403, "Forbidden"))
+    with pytest.raises(TarsUserError) as failure:
+        _fetch(
+            fake,
+            bearer_token=dg.EnvVar("MY_PROM_TOKEN"),
+            bearer_token_env="MY_PROM_TOKEN",
+            headers={"X-Scope-OrgID": "team-a"},
+        )
+    sent = _queries(fake)[0].headers
+    assert sent["Authorization"] == "Bearer s3cret-token"
+    assert sent["X-Scope-OrgID"] == "team-a"
+    assert "a bearer token from $MY_PROM_TOKEN was sent" in str(failure.value)
+    assert "s3cret-token" not in str(failure.value)
+
+
+def test_basic_auth_and_tenant_header_reach_the_server(fake: FakePrometheus) -> None:
+    fetch = _fetch(fake, username="tars", password="pw", headers={"X-Scope-OrgID": "tenant-1"})
+    sent = _queries(fake)[0].headers
+    assert sent["Authorization"] == "Basic " + base64.b64encode(b"tars:pw").decode()
+    assert sent["X-Scope-OrgID"] == "tenant-1"
+    assert len(fetch.samples) == 60
+
+
+def test_a_stalled_server_times_out_with_the_setting_named(fake: FakePrometheus) -> None:
+    fake.script(*[Answer(200, {}, delay_seconds=1.5)] * 2)
+    began = time.monotonic()
+    with pytest.raises(TarsUserError) as failure:
+        _fetch(fake, timeout_seconds=0.3, retries=1)
+    message = str(failure.value)
+    assert "no answer from" in message and "within 0.3 s (2 attempts)" in message
+    assert "source.timeout_seconds" in message and "'throughput'" in message
+    assert time.monotonic() - began < 3.0
+
+
+def test_a_timeout_then_an_answer_is_retried(fake: FakePrometheus) -> None:
+    fake.script(Answer(200, {}, delay_seconds=1.0))
+    fetch = _fetch(fake, timeout_seconds=0.3, retries=1)
+    assert len(fetch.samples) == 60
+
+
+def test_a_url_without_the_api_says_so(fake: FakePrometheus) -> None:
+    fake.script(Answer(404, "404 page not found\n"))
+    with pytest.raises(TarsUserError, match=r"no Prometheus query API at .* \(HTTP 404"):
+        _fetch(fake)
+
+
+def test_a_server_that_is_not_prometheus_says_so(fake: FakePrometheus) -> None:
+    fake.script(Answer(200, "<html>Grafana login</html>"))
+    with pytest.raises(TarsUserError, match="not with Prometheus API JSON"):
+        _fetch(fake)
+
+
+def test_a_kpi_with_one_series_per_instance_asks_for_aggregation(fake: FakePrometheus) -> None:
+    series = [
+        {"metric": {"instance": f"pod-{i}"}, "values": [[START.timestamp(), "1"]]} for i in (1, 2)
+    ]
+    fake.script(
+        Answer(200, {"status": "success", "data": {"resultType": "matrix", "result": series}})
+    )
+    with pytest.raises(TarsUserError) as failure:
+        _fetch(fake)
+    assert "returned 2 series for service 'api-gateway'" in str(failure.value)
+    assert "kpis[throughput].query" in str(failure.value)
+
+
+def test_services_are_discovered_when_the_release_lists_none(fake: FakePrometheus) -> None:
+    release = RELEASE.model_copy(update={"services": ()})
+    fake.script(Answer(200, {"status": "success", "data": ["search", "api-gateway"]}))
+    resource = PrometheusResource(url=fake.url, retries=0)
+    fetch = PrometheusSource(resource).fetch_day(release, START, END, THROUGHPUT, 60)
+    label_call = fake.seen[0]
+    assert label_call.path == "/api/v1/label/service/values"
+    assert label_call.query["match[]"] == "http_requests_total"
+    assert sorted({c.service for c in fetch.coverage}) == ["api-gateway", "search"]

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
+
+from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG, Progress, Runner
+from tars_pipeline.config import TarsConfig
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = REPO / "test_data" / "snapshot"
@@ -36,3 +43,26 @@ def write_config(folder: Path, **overrides: object) -> Path:
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path)
+
+
+DAILY = ("kpi_samples", "anomaly_events", "daily_summary")
+
+
+@contextmanager
+def week_runner(folder: Path, config: TarsConfig) -> Iterator[tuple[Runner, dg.DagsterInstance]]:
+    """A Runner (the CLIs' code path) on a fresh persistent Dagster instance in `folder`."""
+    home = folder / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(PACKAGED_INSTANCE_CONFIG, home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield Runner(config, instance=instance, progress=Progress(enabled=False)), instance
+
+
+def run_the_week(runner: Runner, release_name: str = DEMO_RELEASE) -> None:
+    """GA day and its baseline, every nightly summary, then the Day-7 analysis."""
+    release = runner.config.release(release_name)
+    for day in release.days:
+        runner.day(release, day, DAILY)
+        if day == 0:
+            runner.release_level(release, ("baseline",))
+    runner.release_level(release, ("regression_summary", "retrospective"))

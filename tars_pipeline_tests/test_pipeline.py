@@ -7,7 +7,6 @@ analysis and retrospective — and checks what they would read in it (SPEC §5).
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +15,20 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG, Progress, Runner
+from tars_pipeline.cli.runner import Runner
 from tars_pipeline.config import TarsConfig, load_config
 from tars_pipeline.partitions import release_day_key
 from tars_pipeline.reporting.retrospective import SECTIONS
 from tars_pipeline.store import partition_row_counts
-from tars_pipeline_tests.conftest import DEMO_RELEASE, write_config
+from tars_pipeline_tests.conftest import (
+    DAILY,
+    DEMO_RELEASE,
+    run_the_week,
+    week_runner,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
-
-DAILY = ("kpi_samples", "anomaly_events", "daily_summary")
 
 
 @dataclass
@@ -47,17 +50,8 @@ class Week:
 def week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Week]:
     folder = tmp_path_factory.mktemp("week")
     config = load_config(write_config(folder))
-    home = folder / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(PACKAGED_INSTANCE_CONFIG, home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        runner = Runner(config, instance=instance, progress=Progress(enabled=False))
-        release = config.release(DEMO_RELEASE)
-        for day in release.days:
-            runner.day(release, day, DAILY)
-            if day == 0:
-                runner.release_level(release, ("baseline",))
-        runner.release_level(release, ("regression_summary", "retrospective"))
+    with week_runner(folder, config) as (runner, instance):
+        run_the_week(runner)
         yield Week(config, runner, instance, folder / "out")
 
 

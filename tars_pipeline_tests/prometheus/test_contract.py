@@ -30,25 +30,21 @@ import datetime as dt
 import json
 import math
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
-from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG, Progress, Runner
 from tars_pipeline.config import TarsConfig, load_config
-from tars_pipeline_tests.conftest import DEMO_RELEASE, write_config
+from tars_pipeline_tests.conftest import DEMO_RELEASE, run_the_week, week_runner, write_config
 from tars_pipeline_tests.prometheus.conftest import TIMEZONE, PrometheusServer
 
 pytestmark = pytest.mark.slow
 
-DAILY = ("kpi_samples", "anomaly_events", "daily_summary")
 SAMPLE_REL_TOLERANCE = 1e-9
 DERIVED_REL_TOLERANCE = 1e-6
 RANK_REL_TOLERANCE = 1e-4
@@ -81,17 +77,8 @@ class Week:
 
 def run_week(folder: Path, config_path: Path, shift: dt.timedelta) -> Week:
     config = load_config(config_path)
-    home = folder / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(PACKAGED_INSTANCE_CONFIG, home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        runner = Runner(config, instance=instance, progress=Progress(enabled=False))
-        release = config.release(DEMO_RELEASE)
-        for day in release.days:
-            runner.day(release, day, DAILY)
-            if day == 0:
-                runner.release_level(release, ("baseline",))
-        runner.release_level(release, ("regression_summary", "retrospective"))
+    with week_runner(folder, config) as (runner, _instance):
+        run_the_week(runner)
     return Week(config, folder / "out", shift)
 
 

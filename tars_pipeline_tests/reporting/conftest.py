@@ -7,7 +7,6 @@ demo run: running the week takes ~30 s, so it is shared rather than repeated.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG, Progress, Runner
+from tars_pipeline.cli.runner import Runner
 from tars_pipeline.config import TarsConfig, load_config
-from tars_pipeline_tests.conftest import DEMO_RELEASE, write_config
-
-DAILY = ("kpi_samples", "anomaly_events", "daily_summary")
+from tars_pipeline_tests.conftest import DEMO_RELEASE, run_the_week, week_runner, write_config
 
 
 @dataclass
@@ -49,15 +46,6 @@ def demo_week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWeek]:
     """GA day, seven nightly summaries, then the regression analysis and retrospective."""
     folder = tmp_path_factory.mktemp("demo_week")
     config = load_config(write_config(folder))
-    home = folder / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(PACKAGED_INSTANCE_CONFIG, home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        runner = Runner(config, instance=instance, progress=Progress(enabled=False))
-        release = config.release(DEMO_RELEASE)
-        for day in release.days:
-            runner.day(release, day, DAILY)
-            if day == 0:
-                runner.release_level(release, ("baseline",))
-        runner.release_level(release, ("regression_summary", "retrospective"))
+    with week_runner(folder, config) as (runner, instance):
+        run_the_week(runner)
         yield DemoWeek(folder, config, runner, instance)

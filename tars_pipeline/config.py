@@ -274,6 +274,20 @@ class Thresholds(_Model):
         "delta over the pairs that differ, since ties with zero say nothing about a shift.",
     )
 
+    def detector_settings(self) -> dict[str, Any]:
+        """Keyword arguments of `analytics.anomaly.detect_anomalies`, from these settings:
+        one place, so the asset and the continuous sensor cannot disagree."""
+        return {
+            "span": self.ewma_span,
+            "warmup": self.warmup_samples,
+            "z_threshold": self.z_threshold,
+            "severity_z": self.anomaly_severity_z,
+            "method": self.anomaly_method,
+            "min_points": self.anomaly_min_points,
+            "single_sample_z": self.anomaly_single_sample_z,
+            "merge_gap": self.anomaly_merge_gap,
+        }
+
 
 class HealthConfig(_Model):
     zero_score_multiple: Annotated[float, Field(gt=1)] = 5.0

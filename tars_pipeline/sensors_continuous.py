@@ -105,11 +105,7 @@ def latest_events(config: TarsConfig, release: Release, now: dt.datetime) -> lis
     )
     thresholds = config.thresholds
     events = detect_anomalies(
-        fetched.samples[["service", "kpi", "ts", "value"]],
-        span=thresholds.ewma_span,
-        warmup=thresholds.warmup_samples,
-        z_threshold=thresholds.z_threshold,
-        severity_z=thresholds.anomaly_severity_z,
+        fetched.samples[["service", "kpi", "ts", "value"]], **thresholds.detector_settings()
     )
     if events.empty:
         return []

@@ -387,3 +387,19 @@ def build_action_items(recommendations: Sequence[Mapping]) -> list[dict]:
         }
         for recommendation in ordered
     ]
+
+
+def recommend(
+    judgement: Mapping, *, limit: int = 10, cost_growth_pct: float = 10.0
+) -> tuple[list[dict], list[dict]]:
+    """The recommendations of a judged window (a regression summary: degradations,
+    unexpected_drifts, slo_compliance, cost_analysis) and their action items."""
+    recommendations = build_recommendations(
+        judgement["degradations"],
+        judgement["unexpected_drifts"],
+        judgement["slo_compliance"],
+        judgement["cost_analysis"],
+        limit=limit,
+        cost_growth_pct=cost_growth_pct,
+    )
+    return recommendations, build_action_items(recommendations)

@@ -59,14 +59,7 @@ def build(kpi_samples: dg.AssetsDefinition) -> dg.AssetsDefinition:
             history = clean_samples(pd.concat([previous, samples], ignore_index=True), tars)
             events = detect_anomalies(
                 history[["service", "kpi", "ts", "value"]],
-                span=thresholds.ewma_span,
-                warmup=thresholds.warmup_samples,
-                z_threshold=z_threshold,
-                severity_z=thresholds.anomaly_severity_z,
-                method=thresholds.anomaly_method,
-                min_points=thresholds.anomaly_min_points,
-                single_sample_z=thresholds.anomaly_single_sample_z,
-                merge_gap=thresholds.anomaly_merge_gap,
+                **{**thresholds.detector_settings(), "z_threshold": z_threshold},
             )
             if len(events):
                 events = events[pd.to_datetime(events["peak_ts"], utc=True) >= start]

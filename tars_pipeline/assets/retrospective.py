@@ -4,7 +4,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from tars_pipeline.analytics.recommendations import build_action_items, build_recommendations
+from tars_pipeline.analytics.recommendations import recommend
 from tars_pipeline.assets.common import GROUP, STORE_POOL, kpi_map, release_of
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.partitions import all_days_of_release, release_partitions
@@ -91,15 +91,9 @@ def build(
                         f"previous_release {release.previous_release} has no stored week; "
                         "the report leaves the comparison out"
                     )
-            recommendations = build_recommendations(
-                regression["degradations"],
-                regression["unexpected_drifts"],
-                regression["slo_compliance"],
-                regression["cost_analysis"],
-                limit=10,
-                cost_growth_pct=config.cost.growth_hint_pct,
+            recommendations, action_items = recommend(
+                regression, cost_growth_pct=config.cost.growth_hint_pct
             )
-            action_items = build_action_items(recommendations)
             model = build_retrospective(
                 release,
                 regression=regression,

@@ -26,11 +26,8 @@ from hypothesis import strategies as st
 
 from tars_pipeline.analytics.drift import compare_day
 from tars_pipeline.analytics.health import score_day
-from tars_pipeline.analytics.recommendations import build_action_items, build_recommendations
 from tars_pipeline.analytics.regression import classify_trend, compare_samples
 from tars_pipeline.analytics.seasonality import date_bounds
-from tars_pipeline.assets.daily_summary import analyse_day
-from tars_pipeline.assets.regression_summary import judge_window
 from tars_pipeline.config import (
     HealthConfig,
     Release,
@@ -38,6 +35,7 @@ from tars_pipeline.config import (
     TarsConfig,
     default_kpis,
 )
+from tars_pipeline_tests.scenarios.harness import judge_days
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}
 RELEASE = Release(name="prop", ga_date=dt.date(2025, 6, 3), timezone="Europe/Berlin", window_days=2)
@@ -147,44 +145,12 @@ def assert_no_infinity(frame: pd.DataFrame) -> None:
 
 
 def run(week: dict[int, pd.DataFrame]) -> dict[str, Any]:
-    days = {
-        day: analyse_day(
-            samples=week[day],
-            baseline_samples=week[0],
-            anomalies=NO_ANOMALIES,
-            config=CONFIG,
-            release=RELEASE,
-            day=day,
-        )
-        for day in RELEASE.days
-    }
-    later = [day for day in RELEASE.days if day >= 1]
-
-    def stored(frames: dict[int, pd.DataFrame]) -> pd.DataFrame:
-        return pd.concat([f.assign(day=d) for d, f in frames.items()], ignore_index=True)
-
-    judgement = judge_window(
-        config=CONFIG,
-        release=RELEASE,
-        days=later,
-        baseline_samples=week[0],
-        day_samples=stored({d: week[d] for d in later}),
-        drift=stored({d: days[d].drift for d in later}),
-        slo_daily=stored({d: days[d].slo for d in later}),
-        daily_stats=stored({d: days[d].stats for d in days}),
-        cost_daily=stored({d: days[d].cost for d in days}),
-    )
-    recommendations = build_recommendations(
-        judgement["degradations"],
-        judgement["unexpected_drifts"],
-        judgement["slo_compliance"],
-        judgement["cost_analysis"],
-    )
+    days, judgement, recommendations, action_items = judge_days(week, CONFIG, RELEASE)
     return {
         "days": days,
         "judgement": judgement,
         "recommendations": recommendations,
-        "action_items": build_action_items(recommendations),
+        "action_items": action_items,
     }
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tars_pipeline.analytics.recommendations import build_action_items, build_recommendations
+from tars_pipeline.analytics.recommendations import recommend
 from tars_pipeline.assets.daily_summary import DayAnalysis, analyse_day, reference_for_day
 from tars_pipeline.assets.regression_summary import judge_window
 from tars_pipeline.config import (
@@ -97,26 +98,29 @@ class Verdict:
         return [r["priority"] for r in self.recommendations]
 
 
-def run_week(week: Week, config: TarsConfig) -> Verdict:
-    """Days 0..7 through `analyse_day`, then `judge_window` and the recommendations."""
-    release = config.releases[0]
-    baseline = week.samples(0)
-
-    def fetch_date(date: dt.date) -> pd.DataFrame:
-        return week.reference.get(date, empty_samples())
-
-    days: dict[int, DayAnalysis] = {}
-    for day in range(WINDOW_DAYS + 1):
-        days[day] = analyse_day(
-            samples=week.samples(day),
+def judge_days(
+    samples_by_day: Mapping[int, pd.DataFrame],
+    config: TarsConfig,
+    release: Release,
+    fetch_date: Callable[[dt.date], pd.DataFrame] | None = None,
+) -> tuple[dict[int, DayAnalysis], dict, list[dict], list[dict]]:
+    """The asset code path without Dagster or a store: `analyse_day` for each day (0 is
+    the baseline), then `judge_window` over days 1.., then the recommendations."""
+    baseline = samples_by_day[0]
+    fetch = fetch_date or (lambda date: empty_samples())
+    days: dict[int, DayAnalysis] = {
+        day: analyse_day(
+            samples=samples,
             baseline_samples=baseline,
             anomalies=NO_ANOMALIES,
             config=config,
             release=release,
             day=day,
-            reference=reference_for_day(config, release, day, fetch_date),
+            reference=reference_for_day(config, release, day, fetch),
         )
-    window = list(range(1, WINDOW_DAYS + 1))
+        for day, samples in sorted(samples_by_day.items())
+    }
+    window = [day for day in days if day >= 1]
 
     def stored(frames: dict[int, pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(
@@ -128,21 +132,26 @@ def run_week(week: Week, config: TarsConfig) -> Verdict:
         release=release,
         days=window,
         baseline_samples=baseline,
-        day_samples=stored({day: week.samples(day) for day in window}),
+        day_samples=stored({day: samples_by_day[day] for day in window}),
         drift=stored({day: days[day].drift for day in window}),
         slo_daily=stored({day: days[day].slo for day in window}),
         daily_stats=stored({day: days[day].stats for day in days}),
         cost_daily=stored({day: days[day].cost for day in days}),
     )
-    recommendations = build_recommendations(
-        judgement["degradations"],
-        judgement["unexpected_drifts"],
-        judgement["slo_compliance"],
-        judgement["cost_analysis"],
-        limit=10,
-        cost_growth_pct=config.cost.growth_hint_pct,
+    recommendations, action_items = recommend(
+        judgement, cost_growth_pct=config.cost.growth_hint_pct
     )
-    action_items = build_action_items(recommendations)
+    return days, judgement, recommendations, action_items
+
+
+def run_week(week: Week, config: TarsConfig) -> Verdict:
+    """Days 0..7 through `analyse_day`, then `judge_window` and the recommendations."""
+    days, judgement, recommendations, action_items = judge_days(
+        {day: week.samples(day) for day in range(WINDOW_DAYS + 1)},
+        config,
+        config.releases[0],
+        lambda date: week.reference.get(date, empty_samples()),
+    )
     document = to_jsonable(
         {**judgement, "recommendations": recommendations, "action_items": action_items}
     )

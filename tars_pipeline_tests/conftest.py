@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 import yaml
 
 from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG, Progress, Runner
-from tars_pipeline.config import TarsConfig
+from tars_pipeline.config import TarsConfig, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = REPO / "test_data" / "snapshot"
@@ -66,3 +69,38 @@ def run_the_week(runner: Runner, release_name: str = DEMO_RELEASE) -> None:
         if day == 0:
             runner.release_level(release, ("baseline",))
     runner.release_level(release, ("regression_summary", "retrospective"))
+
+
+# The bundled week, run once per test session through the real Dagster graph: the report,
+# pipeline and golden-output tests all read the outputs of this one run.
+
+
+@dataclass
+class DemoWeek:
+    """A finished week: its config, runner, Dagster instance and output folder."""
+
+    folder: Path
+    config: TarsConfig
+    runner: Runner
+    instance: dg.DagsterInstance
+
+    @property
+    def out(self) -> Path:
+        return self.folder / "out" / DEMO_RELEASE
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.out / name).read_text(encoding="utf-8"))
+
+    @property
+    def retrospective(self) -> dict[str, Any]:
+        return self.read_json("GA_7DAY_RETROSPECTIVE.json")
+
+
+@pytest.fixture(scope="session")
+def demo_week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWeek]:
+    """GA day, seven nightly summaries, then the regression analysis and retrospective."""
+    folder = tmp_path_factory.mktemp("demo_week")
+    config = load_config(write_config(folder))
+    with week_runner(folder, config) as (runner, instance):
+        run_the_week(runner)
+        yield DemoWeek(folder, config, runner, instance)

@@ -20,7 +20,7 @@ import pytest
 
 from tars_pipeline.reporting.html import render_html
 from tars_pipeline.reporting.retrospective import SECTIONS
-from tars_pipeline_tests.reporting.conftest import DemoWeek
+from tars_pipeline_tests.conftest import DemoWeek
 from tars_pipeline_tests.reporting.test_html import hostile
 
 pytestmark = pytest.mark.slow

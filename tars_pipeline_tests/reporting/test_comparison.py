@@ -18,8 +18,7 @@ from tars_pipeline.cli.runner import Progress, Runner
 from tars_pipeline.config import load_config
 from tars_pipeline.reporting.schema import validate_file
 from tars_pipeline.store import read_table, replace_partition
-from tars_pipeline_tests.conftest import DEMO_RELEASE, write_config
-from tars_pipeline_tests.reporting.conftest import DemoWeek
+from tars_pipeline_tests.conftest import DEMO_RELEASE, DemoWeek, write_config
 from tars_pipeline_tests.reporting.test_html import assert_inert
 
 pytestmark = pytest.mark.slow

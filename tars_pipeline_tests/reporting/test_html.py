@@ -17,7 +17,7 @@ from tars_pipeline.reporting import charts
 from tars_pipeline.reporting.html import render_html
 from tars_pipeline.reporting.retrospective import SECTIONS, build_retrospective, render_markdown
 from tars_pipeline.reporting.schema import schema_errors
-from tars_pipeline_tests.reporting.conftest import DemoWeek
+from tars_pipeline_tests.conftest import DemoWeek
 
 # Names a metric source could hand us: HTML, script, Markdown, table pipes, TeX dollars.
 HOSTILE_SERVICE = (

@@ -18,8 +18,7 @@ from jsonschema import Draft202012Validator
 
 from tars_pipeline.cli.runner import RunFailedError
 from tars_pipeline.reporting import schema
-from tars_pipeline_tests.conftest import DEMO_RELEASE
-from tars_pipeline_tests.reporting.conftest import DemoWeek
+from tars_pipeline_tests.conftest import DEMO_RELEASE, DemoWeek
 
 OUTPUTS = (
     "ga_kpi_summary.json",

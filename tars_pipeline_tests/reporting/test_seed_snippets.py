@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tars_pipeline_tests.reporting.conftest import DemoWeek
+from tars_pipeline_tests.conftest import DemoWeek
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@
 
 Reads every realAWSCloudwatch/*.csv with the CSV mode's reader, runs the detector exactly
 as `detect_anomalies` does (`ewma_zscores` / `robust_zscores`, then `find_events`), and
-scores the events with NAB's standard profile (tars_pipeline/analytics/nab.py). An event
+scores the events with NAB's standard profile (tars_pipeline/judge/nab.py). An event
 counts as a detection at its alarm row: the sample at which a live detector would have
 raised it. Prints, from one run: the spine's detector before this work and the current
 defaults; sweeps of z-threshold x span and of each event rule; leave-one-file-out
@@ -27,7 +27,14 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tars_pipeline.analytics.anomaly import (  # noqa: E402
+from tars_pipeline.cli.anomaly_csv import (  # noqa: E402
+    DEFAULT_SPAN,
+    DEFAULT_WARMUP,
+    DEFAULT_Z_THRESHOLD,
+    detect_csv,
+    read_series,
+)
+from tars_pipeline.judge.anomaly import (  # noqa: E402
     DEFAULT_MERGE_GAP,
     DEFAULT_MIN_POINTS,
     DEFAULT_SINGLE_SAMPLE_Z,
@@ -36,14 +43,7 @@ from tars_pipeline.analytics.anomaly import (  # noqa: E402
     find_events,
     robust_zscores,
 )
-from tars_pipeline.analytics.nab import FileScore, normalised_score, score_file  # noqa: E402
-from tars_pipeline.cli.anomaly_csv import (  # noqa: E402
-    DEFAULT_SPAN,
-    DEFAULT_WARMUP,
-    DEFAULT_Z_THRESHOLD,
-    detect_csv,
-    read_series,
-)
+from tars_pipeline.judge.nab import FileScore, normalised_score, score_file  # noqa: E402
 
 CORPUS = "realAWSCloudwatch"
 LABELS = f"combined_windows_{CORPUS}.json"

@@ -1,7 +1,7 @@
 """`tars.yaml`: the one configuration file, validated into typed models with defaults.
 
 Configuration is data: the KPI catalog, thresholds, SLOs and the metric source live here,
-not as constants in the analytics. Relative paths in the file are resolved against the
+not as constants in the judge. Relative paths in the file are resolved against the
 file's own directory, so a config works from any working directory.
 """
 
@@ -275,7 +275,7 @@ class Thresholds(_Model):
     )
 
     def detector_settings(self) -> dict[str, Any]:
-        """Keyword arguments of `analytics.anomaly.detect_anomalies`, from these settings:
+        """Keyword arguments of `judge.anomaly.detect_anomalies`, from these settings:
         one place, so the asset and the continuous sensor cannot disagree."""
         return {
             "span": self.ewma_span,

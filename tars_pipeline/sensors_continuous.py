@@ -28,10 +28,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from tars_pipeline.analytics.anomaly import detect_anomalies
-from tars_pipeline.analytics.maintenance import events_outside_maintenance
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.anomaly import detect_anomalies
+from tars_pipeline.judge.maintenance import events_outside_maintenance
 from tars_pipeline.partitions import release_day_key
 from tars_pipeline.resources import TarsConfigResource
 from tars_pipeline.sources import build_source

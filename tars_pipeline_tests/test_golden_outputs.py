@@ -35,7 +35,8 @@ OUTPUTS = (
 # "generated_at": "2026-12-01T10:19:46+00:00" (JSON), "generated 2026-12-01T10:19:46+00:00"
 # (Markdown), "Generated 2026-12-01 10:19:46+00:00" (HTML).
 _GENERATED = re.compile(
-    r'(?i)(generated(?:_at)?"?:?\s*"?)\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:\d{2}|Z)?'
+    r'(?i)(generated(?:_at)?"?:?\s*"?)'
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:\d{2}|Z)?"
 )
 
 

@@ -3,10 +3,10 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tars_pipeline.analytics.stats import hourly_profile, summarise
 from tars_pipeline.assets.common import GROUP, STORE_POOL, release_of
 from tars_pipeline.assets.daily_summary import clean_samples
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.stats import hourly_profile, summarise
 from tars_pipeline.partitions import all_days_of_release, release_partitions
 from tars_pipeline.reporting import outputs
 from tars_pipeline.resources import ReportsResource, TarsConfigResource

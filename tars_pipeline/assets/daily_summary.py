@@ -8,25 +8,25 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from tars_pipeline.analytics.cost import daily_cost
-from tars_pipeline.analytics.drift import (
+from tars_pipeline.assets.common import GROUP, STORE_POOL, kpi_map, release_day
+from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.cost import daily_cost
+from tars_pipeline.judge.drift import (
     DAY_COMPARISON_COLUMNS,
     compare_day,
     drift_table_markdown,
 )
-from tars_pipeline.analytics.health import DayHealth, score_day
-from tars_pipeline.analytics.maintenance import (
+from tars_pipeline.judge.health import DayHealth, score_day
+from tars_pipeline.judge.maintenance import (
     events_outside_maintenance,
     exclude_maintenance,
     excluded_counts,
     windows_between,
 )
-from tars_pipeline.analytics.seasonality import ReferenceDays, date_bounds, reference_dates
-from tars_pipeline.analytics.slo import slo_day_status
-from tars_pipeline.analytics.stats import prefilter, summarise
-from tars_pipeline.assets.common import GROUP, STORE_POOL, kpi_map, release_day
-from tars_pipeline.config import Release, TarsConfig
-from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.seasonality import ReferenceDays, date_bounds, reference_dates
+from tars_pipeline.judge.slo import slo_day_status
+from tars_pipeline.judge.stats import prefilter, summarise
 from tars_pipeline.partitions import all_days_of_release
 from tars_pipeline.reporting import outputs
 from tars_pipeline.resources import ReportsResource, TarsConfigResource

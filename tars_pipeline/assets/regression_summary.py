@@ -6,17 +6,17 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from tars_pipeline.analytics.cost import cost_analysis
-from tars_pipeline.analytics.regression import (
-    find_degradations,
-    find_successes,
-    find_unexpected_drifts,
-)
-from tars_pipeline.analytics.slo import slo_window_summary
 from tars_pipeline.assets.common import GROUP, STORE_POOL, kpi_map, release_of
 from tars_pipeline.assets.daily_summary import clean_samples
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.cost import cost_analysis
+from tars_pipeline.judge.regression import (
+    find_degradations,
+    find_successes,
+    find_unexpected_drifts,
+)
+from tars_pipeline.judge.slo import slo_window_summary
 from tars_pipeline.partitions import all_days_of_release, release_partitions
 from tars_pipeline.reporting.escape import markdown, signed_pct
 from tars_pipeline.reporting.jsonio import to_jsonable

@@ -4,9 +4,9 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from tars_pipeline.analytics.recommendations import recommend
 from tars_pipeline.assets.common import GROUP, STORE_POOL, kpi_map, release_of
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.recommendations import recommend
 from tars_pipeline.partitions import all_days_of_release, release_partitions
 from tars_pipeline.reporting.escape import markdown, signed_pct
 from tars_pipeline.reporting.html import render_html

@@ -23,15 +23,15 @@ import numpy as np
 import pandas as pd
 
 from tars_pipeline import __version__
-from tars_pipeline.analytics.anomaly import (
+from tars_pipeline.config import Thresholds
+from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.anomaly import (
     DEFAULT_MERGE_GAP,
     DEFAULT_MIN_POINTS,
     DEFAULT_SINGLE_SAMPLE_Z,
     Method,
     detect_anomalies,
 )
-from tars_pipeline.config import Thresholds
-from tars_pipeline.errors import TarsUserError
 from tars_pipeline.reporting.jsonio import dumps, to_jsonable, write_json
 
 SCHEMA_VERSION = "1.0"

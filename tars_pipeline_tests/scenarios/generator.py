@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tars_pipeline.analytics.seasonality import date_bounds
 from tars_pipeline.config import KpiDefinition, Release
+from tars_pipeline.judge.seasonality import date_bounds
 
 SERVICE = "shop"
 TIMEZONE = "Europe/Berlin"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from tars_pipeline.analytics.regression import (
+from tars_pipeline.judge.regression import (
     SEVERITY_RANK,
     format_number,
     format_pct,

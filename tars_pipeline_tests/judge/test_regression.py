@@ -16,14 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tars_pipeline.analytics.regression import (
-    classify_trend,
-    compare_samples,
-    find_degradations,
-    find_successes,
-    find_unexpected_drifts,
-)
-from tars_pipeline.analytics.slo import slo_day_status, slo_window_summary
 from tars_pipeline.config import (
     KpiDefinition,
     Release,
@@ -31,6 +23,14 @@ from tars_pipeline.config import (
     TarsConfig,
     default_kpis,
 )
+from tars_pipeline.judge.regression import (
+    classify_trend,
+    compare_samples,
+    find_degradations,
+    find_successes,
+    find_unexpected_drifts,
+)
+from tars_pipeline.judge.slo import slo_day_status, slo_window_summary
 
 KPIS: dict[str, KpiDefinition] = {kpi.name: kpi for kpi in default_kpis()}
 CONFIG = TarsConfig(

@@ -6,14 +6,14 @@ import datetime as dt
 
 import pandas as pd
 
-from tars_pipeline.analytics.maintenance import (
+from tars_pipeline.config import MaintenanceWindow
+from tars_pipeline.judge.maintenance import (
     events_outside_maintenance,
     exclude_maintenance,
     excluded_counts,
     in_maintenance,
     windows_between,
 )
-from tars_pipeline.config import MaintenanceWindow
 
 UTC = dt.UTC
 WINDOW = MaintenanceWindow(

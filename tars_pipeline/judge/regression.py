@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tars_pipeline.analytics.seasonality import hour_matched_values, with_local_hour
 from tars_pipeline.config import KpiDefinition
+from tars_pipeline.judge.seasonality import hour_matched_values, with_local_hour
 
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}

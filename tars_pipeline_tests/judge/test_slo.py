@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tars_pipeline.analytics.slo import (
+from tars_pipeline.config import SloDefinition, default_kpis, default_slos
+from tars_pipeline.judge.slo import (
     MULTIWINDOW_ALERTS,
     bad_fraction,
     burn_rate_threshold,
@@ -17,7 +18,6 @@ from tars_pipeline.analytics.slo import (
     slo_day_status,
     slo_window_summary,
 )
-from tars_pipeline.config import SloDefinition, default_kpis, default_slos
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}
 SLOS = {slo.name: slo for slo in default_slos()}
@@ -221,7 +221,7 @@ def test_window_summary_reports_the_alerts_of_its_samples():
 
 
 def test_a_burn_too_small_to_divide_by_never_exhausts_the_budget():
-    from tars_pipeline.analytics.slo import days_to_exhaustion
+    from tars_pipeline.judge.slo import days_to_exhaustion
 
     assert days_to_exhaustion(10.0, 1e-320, 30) is None
     assert days_to_exhaustion(10.0, 0.5, 30) == pytest.approx(54.0)

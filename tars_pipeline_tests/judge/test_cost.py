@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from tars_pipeline.analytics.cost import cost_analysis, daily_cost
 from tars_pipeline.config import CostConfig, default_kpis
+from tars_pipeline.judge.cost import cost_analysis, daily_cost
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}
 COST = CostConfig()

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tars_pipeline.analytics.stats import hourly_profile, local_hour, summarise
 from tars_pipeline.config import KpiDefinition, Release
+from tars_pipeline.judge.stats import hourly_profile, local_hour, summarise
 
 _KEYS = ["service", "kpi"]
 _HOUR_KEYS = ["service", "kpi", "hour"]

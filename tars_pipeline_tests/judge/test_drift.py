@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tars_pipeline.analytics.drift import (
+from tars_pipeline.config import KpiDefinition, default_kpis
+from tars_pipeline.judge.drift import (
     DRIFT_COLUMNS,
     compute_drift,
     drift_table_markdown,
 )
-from tars_pipeline.config import KpiDefinition, default_kpis
 from tars_pipeline.reporting.escape import markdown
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tars_pipeline.analytics.nab import (
+from tars_pipeline.judge.nab import (
     STANDARD_PROFILE,
     normalised_score,
     probation_rows,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tars_pipeline.analytics.stats import (
+from tars_pipeline.judge.stats import (
     DROPPED_COLUMNS,
     HOURLY_PROFILE_COLUMNS,
     STAT_COLUMNS,

@@ -24,10 +24,6 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tars_pipeline.analytics.drift import compare_day
-from tars_pipeline.analytics.health import score_day
-from tars_pipeline.analytics.regression import classify_trend, compare_samples
-from tars_pipeline.analytics.seasonality import date_bounds
 from tars_pipeline.config import (
     HealthConfig,
     Release,
@@ -35,6 +31,10 @@ from tars_pipeline.config import (
     TarsConfig,
     default_kpis,
 )
+from tars_pipeline.judge.drift import compare_day
+from tars_pipeline.judge.health import score_day
+from tars_pipeline.judge.regression import classify_trend, compare_samples
+from tars_pipeline.judge.seasonality import date_bounds
 from tars_pipeline_tests.scenarios.harness import judge_days
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}

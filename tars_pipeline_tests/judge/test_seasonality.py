@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tars_pipeline.analytics.drift import (
+from tars_pipeline.config import Release, default_kpis
+from tars_pipeline.judge.drift import (
     DAY_COMPARISON_COLUMNS,
     DRIFT_COLUMNS,
     compare_day,
     compute_drift,
 )
-from tars_pipeline.analytics.seasonality import (
+from tars_pipeline.judge.seasonality import (
     ReferenceDays,
     date_bounds,
     expectation,
@@ -26,8 +27,7 @@ from tars_pipeline.analytics.seasonality import (
     reference_week,
     weekday_factors,
 )
-from tars_pipeline.analytics.stats import summarise
-from tars_pipeline.config import Release, default_kpis
+from tars_pipeline.judge.stats import summarise
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}
 TZ = "Europe/Berlin"

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tars_pipeline.analytics.drift import compute_drift
-from tars_pipeline.analytics.health import (
+from tars_pipeline.config import HealthConfig, default_kpis
+from tars_pipeline.judge.drift import compute_drift
+from tars_pipeline.judge.health import (
     CONTRIBUTION_COLUMNS,
     band_for,
     kpi_score,
     score_day,
 )
-from tars_pipeline.config import HealthConfig, default_kpis
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}
 CONFIG = HealthConfig()

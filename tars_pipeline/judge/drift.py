@@ -24,9 +24,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from tars_pipeline.analytics import seasonality
-from tars_pipeline.analytics.stats import summarise
 from tars_pipeline.config import KpiDefinition
+from tars_pipeline.judge import seasonality
+from tars_pipeline.judge.stats import summarise
 from tars_pipeline.reporting.escape import markdown
 
 DRIFT_COLUMNS: tuple[str, ...] = (

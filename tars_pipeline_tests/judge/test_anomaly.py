@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tars_pipeline.analytics.anomaly import (
+from tars_pipeline.config import Thresholds
+from tars_pipeline.judge.anomaly import (
     DEFAULT_MERGE_GAP,
     DEFAULT_MIN_POINTS,
     DEFAULT_SINGLE_SAMPLE_Z,
@@ -25,7 +26,6 @@ from tars_pipeline.analytics.anomaly import (
     robust_zscores,
     severity_for,
 )
-from tars_pipeline.config import Thresholds
 from tars_pipeline.sources.base import empty_samples
 
 SEVERITY_Z = {"medium": 4.0, "high": 6.0, "critical": 10.0}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tars_pipeline.analytics.recommendations import build_action_items, build_recommendations
+from tars_pipeline.judge.recommendations import build_action_items, build_recommendations
 from tars_pipeline.notify.http import HttpClient
 from tars_pipeline_tests.notify.server import FakeServer
 

@@ -130,6 +130,15 @@ class Release(_Model):
         end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
         return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
+    def day_of(self, moment: dt.datetime | dt.date) -> int:
+        """The release-day index of a moment (its local calendar day) or of a local date:
+        0 on GA day, negative before it, beyond window_days after the window."""
+        if isinstance(moment, dt.datetime):
+            if moment.tzinfo is None:
+                raise ValueError("a moment must be timezone-aware")
+            moment = moment.astimezone(self.tz).date()
+        return (moment - self.ga_date).days
+
     @property
     def days(self) -> range:
         return range(self.window_days + 1)
@@ -550,6 +559,10 @@ class TarsConfig(_Model):
     @property
     def max_window_days(self) -> int:
         return max(release.window_days for release in self.releases)
+
+    @property
+    def kpis_by_name(self) -> dict[str, KpiDefinition]:
+        return {kpi.name: kpi for kpi in self.kpis}
 
     def kpi(self, name: str) -> KpiDefinition:
         for kpi in self.kpis:

@@ -48,8 +48,7 @@ def due_days(releases: Sequence[Release], at: dt.datetime) -> list[DueDay]:
         raise ValueError("tick time must be timezone-aware")
     due = []
     for release in releases:
-        local_date = at.astimezone(release.tz).date()
-        day = (local_date - release.ga_date).days
+        day = release.day_of(at)
         if 0 <= day <= release.window_days:
             due.append(DueDay(release.name, day, final=day == release.window_days))
     return due
@@ -61,7 +60,7 @@ def finished_days(releases: Sequence[Release], at: dt.datetime) -> list[DueDay]:
         raise ValueError("tick time must be timezone-aware")
     finished = []
     for release in releases:
-        day = (at.astimezone(release.tz).date() - release.ga_date).days - 1
+        day = release.day_of(at) - 1
         if 0 <= day <= release.window_days:
             finished.append(DueDay(release.name, day, final=day == release.window_days))
     return finished

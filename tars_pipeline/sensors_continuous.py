@@ -93,8 +93,7 @@ def fetch_window(config: TarsConfig, now: dt.datetime) -> tuple[dt.datetime, dt.
 
 def day_of(release: Release, moment: Any) -> int:
     """The release-day (0..window_days) whose local calendar day holds `moment`."""
-    local = pd.Timestamp(moment).tz_convert(release.tz).date()
-    return min(max((local - release.ga_date).days, 0), release.window_days)
+    return min(max(release.day_of(pd.Timestamp(moment).to_pydatetime()), 0), release.window_days)
 
 
 def latest_events(config: TarsConfig, release: Release, now: dt.datetime) -> list[LiveEvent]:

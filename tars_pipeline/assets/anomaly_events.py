@@ -5,8 +5,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.assets.common import GROUP, STORE_POOL, release_day
-from tars_pipeline.assets.daily_summary import clean_samples
 from tars_pipeline.judge.anomaly import detect_anomalies
+from tars_pipeline.judge.day import clean_samples
 from tars_pipeline.reporting import outputs
 from tars_pipeline.resources import ReportsResource, TarsConfigResource
 from tars_pipeline.store import open_store, read_table, replace_partition

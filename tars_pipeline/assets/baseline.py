@@ -4,8 +4,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.assets.common import GROUP, STORE_POOL, release_of
-from tars_pipeline.assets.daily_summary import clean_samples
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.day import clean_samples
 from tars_pipeline.judge.stats import hourly_profile, summarise
 from tars_pipeline.partitions import all_days_of_release, release_partitions
 from tars_pipeline.reporting import outputs

@@ -27,7 +27,3 @@ def release_day(context: dg.AssetExecutionContext, config: TarsConfig) -> tuple[
 
 def release_of(context: dg.AssetExecutionContext, config: TarsConfig) -> Release:
     return config.release(context.partition_key)
-
-
-def kpi_map(config: TarsConfig) -> dict:
-    return {kpi.name: kpi for kpi in config.kpis}

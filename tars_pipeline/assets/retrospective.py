@@ -4,7 +4,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from tars_pipeline.assets.common import GROUP, STORE_POOL, kpi_map, release_of
+from tars_pipeline.assets.common import GROUP, STORE_POOL, release_of
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.judge.recommendations import recommend
 from tars_pipeline.partitions import all_days_of_release, release_partitions
@@ -61,7 +61,7 @@ def build(
         """
         config = tars_config.load()
         release = release_of(context, config)
-        kpis = kpi_map(config)
+        kpis = config.kpis_by_name
         with open_store(duckdb) as conn:
             regression = read_document(conn, release.name, "regression_summary")
             if regression is None:

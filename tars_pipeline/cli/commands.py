@@ -144,8 +144,7 @@ _stability_parser.add_argument(
 
 
 def _today_day(release: Release) -> int:
-    today = dt.datetime.now(release.tz).date()
-    return (today - release.ga_date).days
+    return release.day_of(dt.datetime.now(dt.UTC))
 
 
 def _stability_monitor(args: argparse.Namespace) -> int:

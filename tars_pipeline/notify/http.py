@@ -1,43 +1,54 @@
 """A small JSON-over-HTTP client for notifications: timeouts, retries, no leaked secrets.
 
-Why not a bare `urllib.request.urlopen`:
+Why not a bare `requests.post`:
 
 - A Day-7 run should survive a webhook that hiccups, so transient failures (connection
-  errors, timeouts, HTTP 5xx, 429 and GitHub's rate-limit 403) are retried with exponential
-  backoff, honouring `Retry-After` when the server sends one (as Slack and GitHub do).
-  Other 4xx answers are the caller's mistake (bad token, archived channel) and are not
-  retried: repeating them only burns rate limit.
+  errors, timeouts, HTTP 5xx, 408, 429 and GitHub's rate-limit 403) are retried with
+  exponential backoff, honouring `Retry-After` when the server sends one (as Slack and
+  GitHub do). Other 4xx answers are the caller's mistake (bad token, archived channel) and
+  are not retried: repeating them only burns rate limit.
 - A Slack webhook URL *is* a secret (the token is its path) and so is a GitHub token, so
   errors name the target by a redacted label, scrub every secret the caller names from
-  response bodies and reasons, and never chain the original exception (whose text may
-  hold the URL).
-- Redirects are not followed: urllib would forward the `Authorization` header to whatever
-  host a `Location` names.
+  response bodies and reasons, and never chain the original exception (whose text, like
+  urllib3's `MaxRetryError`, may hold the URL).
+- Redirects are not followed: the `Authorization` header would go wherever `Location` says.
 
-Standard library only, so the notifications add no dependency.
+The retrying is urllib3's `Retry` on a `requests.Session`, as in the Prometheus source
+(`requests` is a dependency already): it owns the attempt loop, the backoff and the
+`Retry-After` parsing. `_Retry` adds only what it cannot be configured to do: retry a 403
+when its headers say rate limit, give up at once on a `Retry-After` too long to wait, and
+ask the caller before repeating a request that may have landed (see `before_retry`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
-import http.client
+import contextvars
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, MaxRetryError, NewConnectionError, ResponseError
+from urllib3.util.retry import Retry
 
 from tars_pipeline import __version__
 
 USER_AGENT = f"tars-observability/{__version__}"
-# 403 only with rate-limit headers (GitHub's secondary rate limit); see `_rate_limited`.
+# 403 only with rate-limit headers (GitHub's secondary rate limit); see `_retryable`.
 RETRYABLE_CLIENT_STATUS = frozenset({408, 429})
+RETRY_STATUSES = RETRYABLE_CLIENT_STATUS | frozenset(range(500, 600))
 BODY_EXCERPT_CHARS = 300
 REDACTED = "***"
+_URL_ERRORS = (
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+)
 
 
 def redact_url(url: str, *, keep_path: bool = False) -> str:
@@ -99,6 +110,19 @@ class RetryCancelledError(Exception):
 
 
 @dataclass
+class _Call:
+    """The request in flight, as its retry policy sees it (urllib3 passes no context)."""
+
+    target: str
+    before_retry: Callable[[], bool] | None
+    attempts: int = 1
+    waited_too_long: bool = False
+
+
+_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("call", default=None)
+
+
+@dataclass
 class HttpClient:
     """POST/GET JSON with a per-attempt timeout and bounded retries.
 
@@ -107,6 +131,7 @@ class HttpClient:
     unless the server's `Retry-After` says otherwise; a `Retry-After` longer than
     `max_retry_after_seconds` fails at once rather than block a Dagster step for an hour.
     No jitter: one TARS run sends a handful of requests, there is no herd to spread.
+    `sleep` is how the waits are waited (a test records them instead).
     """
 
     timeout_seconds: float = 10.0
@@ -115,7 +140,28 @@ class HttpClient:
     max_backoff_seconds: float = 30.0
     max_retry_after_seconds: float = 120.0
     sleep: Callable[[float], None] = time.sleep
-    opener: urllib.request.OpenerDirector = field(default_factory=lambda: _opener())
+    session: requests.Session = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        retry = _Retry(
+            client=self,
+            total=self.retries,
+            redirect=0,
+            backoff_factor=self.backoff_seconds,
+            backoff_max=self.max_backoff_seconds,
+            status_forcelist=RETRY_STATUSES,
+            # POST and PATCH too: webhooks are idempotent by design, and GitHub's issue POST
+            # is deduplicated by `before_retry`.
+            allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"POST", "PATCH"},
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the last answer comes back, with its status and text
+        )
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.session.auth = _no_netrc
 
     def request(
         self,
@@ -133,154 +179,164 @@ class HttpClient:
         `target` names the endpoint in errors (already redacted); `secrets` are scrubbed
         from every error text. `before_retry`, for requests that are not idempotent (a
         GitHub issue POST), runs before a retry that follows an ambiguous failure (5xx,
-        timeout): returning False means the first attempt did land, and raises
-        RetryCancelledError instead of sending a twin.
+        timeout, a connection lost after sending): returning False means the first attempt
+        did land, and raises RetryCancelledError instead of sending a twin.
         """
         secrets = tuple(secrets)
-        data = None
-        all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        data, all_headers = None, dict(headers or {})
         if json_body is not None:
             data = json.dumps(json_body, allow_nan=False, ensure_ascii=False).encode("utf-8")
-            all_headers["Content-Type"] = "application/json; charset=utf-8"
-        all_headers.update(headers or {})
-        attempts = self.retries + 1
-        for attempt in range(attempts):
-            response, failure, ambiguous = self._attempt(
-                method, url, data, all_headers, target=target, secrets=secrets
+            all_headers.setdefault("Content-Type", "application/json; charset=utf-8")
+        call = _Call(target, before_retry)
+        token = _CALL.set(call)
+        # Errors are raised after the `try`, never inside an `except`: no chained exception
+        # (requests and urllib3 quote the URL in theirs).
+        failure = None
+        try:
+            raw = self.session.request(
+                method,
+                url,
+                data=data,
+                headers=all_headers,
+                timeout=self.timeout_seconds,
+                allow_redirects=False,
             )
-            if response is not None and 200 <= response.status < 300:
-                return response
-            status = response.status if response is not None else None
-            retryable = response is None or _retryable(response)
-            if response is not None and not retryable:
-                why = (
-                    "a redirect, not followed: set the final URL"
-                    if 300 <= response.status < 400
-                    else "not retried: a client error does not go away by repeating it"
-                )
-                raise HttpError(
-                    f"HTTP {status}{_excerpt(response, secrets)} ({why})",
-                    target=target,
-                    status=status,
-                    attempts=attempt + 1,
-                )
-            last = attempt == attempts - 1
-            delay = self._delay(attempt, response)
-            if last or delay is None:
-                why = failure or f"HTTP {status}{_excerpt(response, secrets)}"
-                if delay is None and not last:
-                    why += (
-                        f"; the server asked to wait longer than "
-                        f"{self.max_retry_after_seconds:.0f} s, giving up"
-                    )
-                raise HttpError(
-                    f"{why} after {attempt + 1} attempt(s)",
-                    target=target,
-                    status=status,
-                    attempts=attempt + 1,
-                )
-            self.sleep(delay)
-            if ambiguous and before_retry is not None and not before_retry():
-                raise RetryCancelledError(target)
-        raise AssertionError("unreachable")  # pragma: no cover
+        except _URL_ERRORS as error:
+            failure = f"invalid URL ({type(error).__name__})"
+        except (OSError, urllib3.exceptions.HTTPError) as error:  # requests' errors are OSErrors
+            reason = _reason(error, self.timeout_seconds, secrets)
+            failure = f"{reason} after {call.attempts} attempt(s)"
+        except ValueError as error:  # a header value http.client cannot encode, say
+            failure = f"invalid request ({type(error).__name__})"
+        finally:
+            _CALL.reset(token)
+        if failure is not None:
+            raise HttpError(failure, target=target, attempts=call.attempts)
+        lowered = {name.lower(): value for name, value in raw.headers.items()}
+        response = HttpResponse(raw.status_code, lowered, raw.content)
+        status = response.status
+        if 200 <= status < 300:
+            return response
+        excerpt = _excerpt(response, secrets)
+        if not _retryable(status, response.headers):
+            why = (
+                "a redirect, not followed: set the final URL"
+                if 300 <= status < 400
+                else "not retried: a client error does not go away by repeating it"
+            )
+            message = f"HTTP {status}{excerpt} ({why})"
+        elif call.waited_too_long:
+            message = (
+                f"HTTP {status}{excerpt}; the server asked to wait longer than "
+                f"{self.max_retry_after_seconds:.0f} s, giving up after {call.attempts} attempt(s)"
+            )
+        else:
+            message = f"HTTP {status}{excerpt} after {call.attempts} attempt(s)"
+        raise HttpError(message, target=target, status=status, attempts=call.attempts)
 
-    def _attempt(
+
+class _Retry(Retry):
+    """urllib3's Retry with the client's waits, GitHub's rate-limit 403, and `before_retry`."""
+
+    def __init__(self, *args: Any, client: HttpClient, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.client = client
+
+    def new(self, **kw: Any) -> Self:
+        return super().new(client=self.client, **kw)
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # A 403 is retried only as GitHub's rate limit: `increment` reads its headers.
+        return super().is_retry(method, status_code, has_retry_after) or (
+            status_code == 403 and self._is_method_retryable(method)
+        )
+
+    def increment(
         self,
-        method: str,
-        url: str,
-        data: bytes | None,
-        headers: Mapping[str, str],
-        *,
-        target: str,
-        secrets: tuple[str, ...],
-    ) -> tuple[HttpResponse | None, str | None, bool]:
-        """(response, failure text, ambiguous): ambiguous when the server may have acted."""
-        timed_out = f"timed out after {self.timeout_seconds:g} s"
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        call = _CALL.get()
+        if response is not None:
+            wait = self.get_retry_after(response)
+            too_long = wait is not None and wait > self.client.max_retry_after_seconds
+            if too_long or not _retryable(response.status, response.headers):
+                if call is not None:
+                    call.waited_too_long = too_long
+                # With raise_on_status=False, urllib3 hands this answer back as the result.
+                raise MaxRetryError(_pool, url, ResponseError(f"HTTP {response.status}"))
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if call is not None:
+            call.attempts += 1
+        return retry
+
+    def get_backoff_time(self) -> float:
+        """`backoff_factor * 2**(n-1)` before retry n: unlike urllib3's, the first one waits."""
+        return min(self.backoff_max, self.backoff_factor * 2 ** (len(self.history) - 1))
+
+    def get_retry_after(self, response: Any) -> float | None:
+        """Retry-After (seconds or a date; None if unreadable), else a 403's x-ratelimit-reset."""
         try:
-            request = urllib.request.Request(url, data=data, headers=dict(headers), method=method)
-            with self.opener.open(request, timeout=self.timeout_seconds) as raw:
-                return _response(raw.status, raw.headers.items(), raw.read()), None, False
-        except urllib.error.HTTPError as error:
-            body = error.read() if error.fp is not None else b""
-            response = _response(error.code, error.headers.items(), body)
-            return response, None, response.status >= 500
-        except TimeoutError:
-            return None, timed_out, True
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, TimeoutError):
-                return None, timed_out, True
-            reason = scrub(str(error.reason), secrets)
-            # A refused connection never reached the server; others (reset) might have.
-            ambiguous = not isinstance(error.reason, ConnectionRefusedError)
-            return None, f"connection failed ({reason})", ambiguous
-        except (OSError, http.client.HTTPException) as error:
-            reason = scrub(f"{type(error).__name__}: {error}", secrets)
-            return None, f"connection failed ({reason})", True
-        except ValueError as error:
-            # A malformed URL: urllib and http.client quote the URL in the message.
-            raise HttpError(f"invalid URL ({type(error).__name__})", target=target) from None
-
-    def _delay(self, attempt: int, response: HttpResponse | None) -> float | None:
-        """Seconds to wait before the next attempt; None when the server wants too long."""
-        backoff = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
-        if response is None:
-            return backoff
-        wait = _retry_after_seconds(response)
-        if wait is None:
-            return backoff
-        return None if wait > self.max_retry_after_seconds else max(wait, 0.0)
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_NoRedirect())
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: urllib would forward the Authorization header to another host."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def _response(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> HttpResponse:
-    return HttpResponse(status, {name.lower(): value for name, value in headers}, body)
-
-
-def _rate_limited(response: HttpResponse) -> bool:
-    """GitHub answers a rate limit with 403 and Retry-After or x-ratelimit-remaining: 0."""
-    return response.status == 403 and (
-        response.header("retry-after") is not None
-        or response.header("x-ratelimit-remaining") == "0"
-    )
-
-
-def _retryable(response: HttpResponse) -> bool:
-    return (
-        response.status >= 500
-        or response.status in RETRYABLE_CLIENT_STATUS
-        or _rate_limited(response)
-    )
-
-
-def _retry_after_seconds(response: HttpResponse) -> float | None:
-    """Retry-After as seconds (delta or HTTP date), or GitHub's x-ratelimit-reset."""
-    value = response.header("retry-after")
-    if value is not None:
-        value = value.strip()
-        if value.isdigit():
-            return float(value)
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            seconds = super().get_retry_after(response)
+        except InvalidHeader:
             return None
-        return (when - dt.datetime.now(dt.UTC)).total_seconds()
-    reset = response.header("x-ratelimit-reset")
-    if response.status == 403 and reset and reset.isdigit():
-        return float(reset) - time.time()
-    return None
+        reset = response.headers.get("x-ratelimit-reset", "")
+        if seconds is None and response.status == 403 and reset.isdigit():
+            return max(float(reset) - time.time(), 0.0)
+        return seconds
+
+    def sleep(self, response: Any = None) -> None:
+        wait = self.get_retry_after(response) if response is not None else None
+        self.client.sleep(self.get_backoff_time() if wait is None else wait)
+        call = _CALL.get()
+        if call is None or call.before_retry is None or not self._ambiguous():
+            return
+        try:
+            landed = not call.before_retry()
+        except Exception as error:
+            error.__context__ = None  # called inside urllib3's `except`: do not chain its error
+            raise
+        if landed:
+            raise RetryCancelledError(call.target) from None
+
+    def _ambiguous(self) -> bool:
+        """Whether the failed attempt may have reached the server (a 5xx, a timeout, a reset)."""
+        last = self.history[-1]
+        if last.error is not None:
+            return not self._is_connection_error(last.error)  # not even connected
+        return last.status is None or last.status >= 500
 
 
-def _excerpt(response: HttpResponse | None, secrets: Iterable[str]) -> str:
-    if response is None or not response.body:
-        return ""
-    return f" ({scrub(response.text(), secrets)})"
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Session auth that adds nothing: without one, requests sends ~/.netrc credentials."""
+    return request
+
+
+def _retryable(status: int, headers: Mapping[str, str]) -> bool:
+    """5xx, 408, 429, and GitHub's rate limit: 403 with Retry-After or x-ratelimit-remaining 0."""
+    if status == 403:
+        return headers.get("retry-after") is not None or headers.get("x-ratelimit-remaining") == "0"
+    return status in RETRY_STATUSES
+
+
+def _reason(error: Exception, timeout_seconds: float, secrets: Iterable[str]) -> str:
+    """Why the last attempt failed, from the error urllib3 gave up on (its text has no URL)."""
+    cause = error.args[0] if error.args and isinstance(error.args[0], Exception) else error
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason or cause
+    if isinstance(error, requests.Timeout) or (
+        isinstance(cause, urllib3.exceptions.TimeoutError)
+        and not isinstance(cause, NewConnectionError)
+    ):
+        return f"timed out after {timeout_seconds:g} s"
+    if isinstance(cause, NewConnectionError) and cause.__cause__ is not None:
+        cause = cause.__cause__  # urllib3's own text starts with the connection's repr
+    return f"connection failed ({scrub(f'{type(cause).__name__}: {cause}', secrets)})"
+
+
+def _excerpt(response: HttpResponse, secrets: Iterable[str]) -> str:
+    return f" ({scrub(response.text(), secrets)})" if response.body else ""

@@ -161,10 +161,6 @@ def with_prometheus_url(config: TarsConfig, url: str) -> TarsConfig:
     return config.model_copy(update={"source": source})
 
 
-def day_number(release: Release, start: dt.datetime) -> int:
-    return (start.astimezone(release.tz).date() - release.ga_date).days
-
-
 PROGRESS_TAG = "tars/progress"
 """Run tag the CLIs set to "terminal" when their stderr is a TTY (see `run_progress`)."""
 
@@ -573,7 +569,7 @@ class PrometheusSource:
         step_seconds: int,
     ) -> DayFetch:
         points = expected_points(start, end, step_seconds)
-        day = day_number(release, start)
+        day = release.day_of(start)
         start_ms, end_ms = _epoch_ms(start), _epoch_ms(end)
         frames: list[pd.DataFrame] = []
         with self.settings.client() as client:

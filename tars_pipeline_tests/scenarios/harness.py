@@ -17,8 +17,6 @@ from typing import Any
 
 import pandas as pd
 
-from tars_pipeline.assets.daily_summary import DayAnalysis, analyse_day, reference_for_day
-from tars_pipeline.assets.regression_summary import judge_window
 from tars_pipeline.config import (
     KpiDefinition,
     MaintenanceWindow,
@@ -28,7 +26,9 @@ from tars_pipeline.config import (
     Thresholds,
     default_kpis,
 )
+from tars_pipeline.judge.day import DayAnalysis, analyse_day, reference_for_day
 from tars_pipeline.judge.recommendations import recommend
+from tars_pipeline.judge.window import judge_window
 from tars_pipeline.reporting.jsonio import to_jsonable
 from tars_pipeline.sources.base import empty_samples
 from tars_pipeline_tests.scenarios.generator import WINDOW_DAYS, Week

@@ -1,0 +1,168 @@
+"""One day judged against the GA-day baseline: the day's pure pipeline.
+
+pre-filter (`stats.prefilter`, `maintenance.exclude_maintenance`) → compare (`drift.compare_day`,
+against the baseline's hour-of-day expectation × the reference week's weekday factor) → SLO
+status → cost → score (`health.score_day`). No store, no Dagster: the `daily_summary` asset,
+the `anomaly_events` asset, the continuous sensor and the scenario tests all call these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.cost import daily_cost
+from tars_pipeline.judge.drift import compare_day
+from tars_pipeline.judge.health import DayHealth, score_day
+from tars_pipeline.judge.maintenance import (
+    events_outside_maintenance,
+    exclude_maintenance,
+    excluded_counts,
+)
+from tars_pipeline.judge.seasonality import ReferenceDays, reference_dates
+from tars_pipeline.judge.slo import slo_day_status
+from tars_pipeline.judge.stats import prefilter, summarise
+
+SLO_COLUMNS = [
+    "service", "slo", "kpi", "bad_fraction", "burn_rate", "utilisation", "compliant",
+    "breached", "sample_count",
+]  # fmt: skip
+
+
+def slo_status_for_day(
+    samples: pd.DataFrame, stats: pd.DataFrame, config: TarsConfig
+) -> pd.DataFrame:
+    """Each SLO's status per service for one day (bad fraction, burn rate, utilisation)."""
+    kpis = config.kpis_by_name
+    rows = []
+    for slo in config.slos:
+        kpi = kpis[slo.kpi]
+        series = samples[samples["kpi"] == slo.kpi]
+        for service, values in series.groupby("service"):
+            stat = stats[(stats["service"] == service) & (stats["kpi"] == slo.kpi)]
+            statistic_value = float(stat[kpi.statistic].iloc[0]) if len(stat) else float("nan")
+            status = slo_day_status(values["value"].to_numpy(), slo, kpi, statistic_value)
+            rows.append(
+                {
+                    "service": service,
+                    "slo": slo.name,
+                    "kpi": slo.kpi,
+                    "bad_fraction": status.bad_fraction,
+                    "burn_rate": status.burn_rate,
+                    "utilisation": status.utilisation,
+                    "compliant": status.compliant,
+                    "breached": status.breached,
+                    "sample_count": status.sample_count,
+                }
+            )
+    return pd.DataFrame(rows, columns=SLO_COLUMNS)
+
+
+@dataclass(frozen=True, eq=False)
+class DayAnalysis:
+    """One day judged against the baseline: every frame the asset stores, and what was
+    left out of the judgement (`dropped` by the pre-filter, `excluded` by maintenance)."""
+
+    stats: pd.DataFrame
+    drift: pd.DataFrame
+    slo: pd.DataFrame
+    cost: pd.DataFrame
+    health: DayHealth
+    anomalies: pd.DataFrame
+    dropped: pd.DataFrame
+    excluded: pd.DataFrame
+
+
+def clean_samples(samples: pd.DataFrame, config: TarsConfig) -> pd.DataFrame:
+    """The samples the judgement sees: pre-filtered (non-finite, and negative values when
+    `thresholds.drop_negative_samples`) and outside every maintenance window."""
+    kept = prefilter(samples, drop_negative=config.thresholds.drop_negative_samples).samples
+    return exclude_maintenance(kept, config.maintenance_windows)
+
+
+def analyse_day(
+    *,
+    samples: pd.DataFrame,
+    baseline_samples: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    config: TarsConfig,
+    release: Release,
+    day: int,
+    reference: ReferenceDays | None = None,
+) -> DayAnalysis:
+    """The day's judgement as pure steps (no store, no Dagster), shared by the asset and
+    the scenario tests:
+
+    1. pre-filter the day's and the GA day's samples (`stats.prefilter`), then leave out
+       maintenance windows (`maintenance.exclude_maintenance`);
+    2. summarise the day; drift vs the baseline's hour-of-day expectation, × the weekday
+       factor with a reference week (`drift.compare_day`);
+    3. SLO status per service on the judged samples;
+    4. cost on every pre-filtered sample (maintenance costs money too);
+    5. the health score, with anomaly events inside maintenance windows not counted.
+    """
+    kpis = config.kpis_by_name
+    windows = config.maintenance_windows
+    thresholds = config.thresholds
+    filtered = prefilter(samples, drop_negative=thresholds.drop_negative_samples)
+    judged = exclude_maintenance(filtered.samples, windows)
+    baseline = clean_samples(baseline_samples, config)
+    stats = summarise(judged)
+    drift = compare_day(
+        judged,
+        baseline,
+        kpis,
+        timezone=release.timezone,
+        hour_of_day=thresholds.seasonal_baseline,
+        reference=reference,
+    )
+    slo = slo_status_for_day(judged, stats, config)
+    start, end = release.day_bounds(day)
+    hours = (end - start).total_seconds() / 3600
+    cost = daily_cost(filtered.samples, kpis, hours_in_day=hours)
+    counted = events_outside_maintenance(anomalies, windows)
+    breaches = {(row.service, row.kpi) for row in slo[slo["breached"]].itertuples()}
+    health = score_day(drift, breaches, counted, kpis, config.health)
+    return DayAnalysis(
+        stats=stats,
+        drift=drift,
+        slo=slo,
+        cost=cost,
+        health=health,
+        anomalies=counted,
+        dropped=filtered.dropped,
+        excluded=excluded_counts(filtered.samples, windows),
+    )
+
+
+def reference_for_day(
+    config: TarsConfig,
+    release: Release,
+    day: int,
+    fetch_date: Callable[[dt.date], pd.DataFrame],
+) -> ReferenceDays | None:
+    """The pre-GA reference days for `day` (its weekday, and GA's weekday), cleaned like
+    the judged samples; None for Day 0, without a usable reference week, or when either
+    day has no data. `fetch_date` returns a calendar date's samples (the metric source in
+    the asset, a generated week in the scenario tests)."""
+    if release.reference_date is None or day == 0:
+        return None
+    if release.reference_date >= release.ga_date:
+        raise TarsUserError(
+            f"reference_date {release.reference_date} is not before GA ({release.ga_date})",
+            where=f"releases[{release.name}].reference_date",
+            remedy="use a pre-GA date, ideally the GA date minus 7 days",
+        )
+    dates = reference_dates(release, day)
+    if dates is None:
+        return None
+    frames = {date: clean_samples(fetch_date(date), config) for date in set(dates)}
+    same_weekday, ga_weekday = (frames[date] for date in dates)
+    if same_weekday.empty or ga_weekday.empty:
+        return None
+    return ReferenceDays(day_weekday=same_weekday, ga_weekday=ga_weekday)

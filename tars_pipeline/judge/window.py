@@ -1,0 +1,141 @@
+"""The window judged as a whole (Day 7): the window's pure pipeline.
+
+SLO summaries (`slo.slo_window_summary`) → degradations (Mann-Whitney on hour-matched,
+cleaned samples) → unexpected drifts → cost (`cost.cost_analysis`) → successes. No store,
+no Dagster: the `regression_summary` asset and the scenario tests call `judge_window`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.judge.cost import cost_analysis
+from tars_pipeline.judge.day import clean_samples
+from tars_pipeline.judge.regression import (
+    find_degradations,
+    find_successes,
+    find_unexpected_drifts,
+)
+from tars_pipeline.judge.slo import slo_window_summary
+
+
+def slo_summaries(
+    config: TarsConfig,
+    release: Release,
+    slo_daily: pd.DataFrame,
+    day_samples: pd.DataFrame,
+    daily_stats: pd.DataFrame,
+) -> list[dict[str, Any]]:
+    """Each SLO per service over the analysed days (budget, burn rate, alerts).
+
+    The budget is spent over the days analysed (a partial window does not extrapolate to
+    the whole window); `day_samples` should be the judged samples (`clean_samples`), so a
+    maintenance window neither burns budget nor fires a burn-rate alert.
+    """
+    kpis = config.kpis_by_name
+    analysed_days = max(int(slo_daily["day"].nunique()), 1) if len(slo_daily) else 1
+    summaries = []
+    for slo in config.slos:
+        rows = slo_daily[slo_daily["slo"] == slo.name]
+        for service, by_day in rows.groupby("service"):
+            samples = day_samples[
+                (day_samples["service"] == service) & (day_samples["kpi"] == slo.kpi)
+            ]
+            summary = slo_window_summary(
+                by_day,
+                slo,
+                window_days=min(analysed_days, release.window_days),
+                samples=samples[["ts", "value"]],
+                step_seconds=config.step_seconds,
+                kpi=kpis[slo.kpi],
+            )
+            means = daily_stats[
+                (daily_stats["service"] == service) & (daily_stats["kpi"] == slo.kpi)
+            ]
+            weights = means["sample_count"].sum()
+            kpi_mean = (
+                float((means["mean"] * means["sample_count"]).sum() / weights) if weights else None
+            )
+            summaries.append({"service": service, **summary, "kpi_mean": kpi_mean})
+    return summaries
+
+
+def judge_window(
+    *,
+    config: TarsConfig,
+    release: Release,
+    days: list[int],
+    baseline_samples: pd.DataFrame,
+    day_samples: pd.DataFrame,
+    drift: pd.DataFrame,
+    slo_daily: pd.DataFrame,
+    daily_stats: pd.DataFrame,
+    cost_daily: pd.DataFrame,
+) -> dict[str, Any]:
+    """The window's judgement as pure steps (no store, no Dagster), shared by the asset and
+    the scenario tests: SLO summaries → degradations (Mann-Whitney on hour-matched, cleaned
+    samples) → unexpected drifts → cost → successes.
+
+    Inputs are what the daily summaries stored: `drift`, `slo_daily`, `daily_stats` (days 0
+    and `days`), `cost_daily`, with a `day` column; `baseline_samples` (day 0) and
+    `day_samples` (`days`) as stored, cleaned here like the daily summaries cleaned them.
+    Returns degradations, unexpected_drifts, successes, slo_compliance and cost_analysis.
+    """
+    kpis = config.kpis_by_name
+    thresholds = config.thresholds
+    baseline_samples = clean_samples(baseline_samples, config)
+    day_samples = clean_samples(day_samples, config)
+    # Catalog attributes the drift rows do not store.
+    drift = drift.assign(
+        direction=drift["kpi"].map(
+            lambda name: kpis[name].direction if name in kpis else "neutral"
+        ),
+        kind=drift["kpi"].map(lambda name: kpis[name].kind if name in kpis else "resource"),
+        unit=drift["kpi"].map(lambda name: kpis[name].unit if name in kpis else ""),
+    )
+    slos = slo_summaries(config, release, slo_daily, day_samples, daily_stats)
+    exhausted = {(s["service"], s["slo"]): s["exhausted"] for s in slos}
+    slo_status = slo_daily.assign(
+        exhausted=[exhausted.get((row.service, row.slo), False) for row in slo_daily.itertuples()]
+    )
+    degradations = find_degradations(
+        drift,
+        baseline_samples,
+        day_samples,
+        slo_status,
+        kpis,
+        p_value=thresholds.p_value,
+        degradation_threshold_pct=config.degradation_threshold_pct,
+        well_inside_utilisation=thresholds.slo_well_inside_utilisation,
+        last_day=max(days),
+        timezone=release.timezone if thresholds.seasonal_baseline else None,
+        zero_heavy_share=thresholds.zero_heavy_share,
+    )
+    unexpected = find_unexpected_drifts(
+        drift, degradations, kpis, max_pct=thresholds.unexpected_drift_max_pct
+    )
+    cost = cost_analysis(
+        cost_daily,
+        daily_stats[["day", "service", "kpi", "mean"]],
+        days_per_month=config.cost.days_per_month,
+        low_utilisation_pct=config.cost.low_utilisation_pct,
+        target_utilisation_pct=config.cost.target_utilisation_pct,
+        growth_hint_pct=config.cost.growth_hint_pct,
+    )
+    successes = find_successes(
+        slos,
+        cost,
+        kpis=kpis,
+        cost_stable_max_pct=thresholds.unexpected_drift_max_pct,
+        drift=drift,
+    )
+    return {
+        "degradations": degradations,
+        "unexpected_drifts": unexpected,
+        "successes": successes,
+        "slo_compliance": slos,
+        "cost_analysis": cost,
+    }

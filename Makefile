@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= tars.yaml
 OUT    ?= test_output
+PORT   ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.tars/dagster_home
 
-.PHONY: install demo test lint format dev validate clean
+.PHONY: install demo test test-fast lint format dev validate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## test-fast: the pure core (the judge, the reports' formatting, config) in seconds
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" tars_pipeline_tests/judge tars_pipeline_tests/test_config.py tars_pipeline_tests/test_checks.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -49,10 +54,11 @@ format: $(STAMP)
 
 validate: $(STAMP)
 	TARS_CONFIG=$(CONFIG) $(BIN)/dagster definitions validate -w workspace.yaml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) TARS_CONFIG=$(CONFIG) $(BIN)/dg check defs
 
-## dev: the Dagster UI on http://127.0.0.1:3000 with a persistent instance
+## dev: the Dagster UI on http://127.0.0.1:$(PORT) (make dev PORT=3001) with a persistent instance
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	TARS_CONFIG=$(CONFIG) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) TARS_CONFIG=$(CONFIG) $(BIN)/dg dev -h 127.0.0.1 -p $(PORT)
 
 clean:
 	rm -rf .tars $(OUT)

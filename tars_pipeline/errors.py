@@ -19,3 +19,7 @@ class TarsUserError(Exception):
         if remedy:
             parts.append(f"  -> {remedy}")
         super().__init__("\n".join(parts))
+
+
+class RunFailedError(Exception):
+    """A Dagster run failed for a reason that is not a user error (the CLIs exit 1)."""

@@ -1,36 +1,59 @@
-"""The nightly schedules, one pair per distinct release timezone (a cron has one zone).
+"""Jobs, one per need of the week, and the schedules that run them in each release timezone.
 
-- `tars_nightly_<zone>` at 23:59 local: the day's partition (samples, anomaly events,
-  daily summary) for every release of that zone whose window covers today.
-- `tars_follow_up_<zone>` at 00:15 local: release-level work that needs a finished day —
-  the baseline after Day 0, the regression summary and retrospective after the last day.
+Jobs:
+- `tars_day` (release x day): kpi_samples, anomaly_events, daily_summary.
+- `tars_baseline` (release x day_00): baseline.
+- `tars_close` (release): regression_summary, retrospective, release_notifications.
 
-Two schedules because a Dagster schedule targets one job and a job holds one partitions
-definition (release x day, or release). The instance runs one TARS run at a time in
-submission order (dagster.yaml), so a follow-up never overtakes the day it needs.
+Schedules, per distinct release timezone (a cron has one zone):
+- `tars_nightly_<zone>` at 23:59 local: the ending day's partition of every release whose
+  window covers it;
+- `tars_baseline_<zone>` at 00:15 local: the baseline of releases whose GA day just ended;
+- `tars_close_<zone>` at 00:15 local: the Day-7 work of releases whose last day just ended.
+
+Which zones have schedules is read from tars.yaml when the code location loads (a new zone
+needs a reload); which releases are due is read at each tick, so an edited release list or
+GA date takes effect at once. The instance dequeues runs in submission order (dagster.yaml),
+so a follow-up never overtakes the day it needs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import groupby
 
 import dagster as dg
 
+from tars_pipeline.assets.anomaly_events import anomaly_events
+from tars_pipeline.assets.baseline import baseline
+from tars_pipeline.assets.daily_summary import daily_summary
+from tars_pipeline.assets.kpi_samples import kpi_samples
+from tars_pipeline.assets.notifications import release_notifications
+from tars_pipeline.assets.regression_summary import regression_summary
+from tars_pipeline.assets.retrospective import retrospective
 from tars_pipeline.config import Release
 from tars_pipeline.partitions import day_key, release_day_key
+from tars_pipeline.resources import TarsConfigResource
 
 NIGHTLY_CRON = "59 23 * * *"
 FOLLOW_UP_CRON = "15 0 * * *"
 
-DAILY_JOB = "tars_daily"
-RELEASE_JOB = "tars_release"
-DAILY_ASSETS = ("kpi_samples", "anomaly_events", "daily_summary")
-RELEASE_ASSETS = ("baseline", "regression_summary", "retrospective", "release_notifications")
-FINAL_ASSETS = ("regression_summary", "retrospective", "release_notifications")
+day_job = dg.define_asset_job(
+    "tars_day",
+    selection=[kpi_samples, anomaly_events, daily_summary],
+    description="One release-day: KPI samples, anomaly events, daily summary (and its checks).",
+)
+baseline_job = dg.define_asset_job(
+    "tars_baseline", selection=[baseline], description="The GA-day baseline of a release."
+)
+close_job = dg.define_asset_job(
+    "tars_close",
+    selection=[regression_summary, retrospective, release_notifications],
+    description="Day 7: regression summary, retrospective, notifications.",
+)
+JOBS = (day_job, baseline_job, close_job)
 
 
 @dataclass(frozen=True)
@@ -42,137 +65,108 @@ class DueDay:
     final: bool
 
 
+def _in_window(releases: Sequence[Release], day_of: dict[str, int]) -> list[DueDay]:
+    return [
+        DueDay(
+            release.name, day_of[release.name], final=day_of[release.name] == release.window_days
+        )
+        for release in releases
+        if 0 <= day_of[release.name] <= release.window_days
+    ]
+
+
 def due_days(releases: Sequence[Release], at: dt.datetime) -> list[DueDay]:
     """Release-days ending at `at`: the local calendar day of each release, if in window."""
     if at.tzinfo is None:
         raise ValueError("tick time must be timezone-aware")
-    due = []
-    for release in releases:
-        day = release.day_of(at)
-        if 0 <= day <= release.window_days:
-            due.append(DueDay(release.name, day, final=day == release.window_days))
-    return due
+    return _in_window(releases, {release.name: release.day_of(at) for release in releases})
 
 
 def finished_days(releases: Sequence[Release], at: dt.datetime) -> list[DueDay]:
     """Release-days that ended on the local calendar day before `at` (for follow-ups)."""
     if at.tzinfo is None:
         raise ValueError("tick time must be timezone-aware")
-    finished = []
-    for release in releases:
-        day = release.day_of(at) - 1
-        if 0 <= day <= release.window_days:
-            finished.append(DueDay(release.name, day, final=day == release.window_days))
-    return finished
-
-
-def _keys(names: Sequence[str]) -> list[dg.AssetKey]:
-    return [dg.AssetKey(name) for name in names]
-
-
-def nightly_requests(due: DueDay, date: dt.date) -> dg.RunRequest:
-    """The day's partition: samples, anomaly events and the daily summary."""
-    return dg.RunRequest(
-        run_key=f"{due.release}/{day_key(due.day)}/{date.isoformat()}",
-        partition_key=release_day_key(due.release, due.day),
-    )
-
-
-def follow_up_requests(finished: DueDay, date: dt.date) -> Iterator[dg.RunRequest]:
-    """After Day 0 the baseline; after the last day the regression summary and retro."""
-    if finished.day == 0:
-        yield dg.RunRequest(
-            run_key=f"{finished.release}/baseline/{date.isoformat()}",
-            partition_key=finished.release,
-            asset_selection=_keys(("baseline",)),
-        )
-    if finished.final:
-        yield dg.RunRequest(
-            run_key=f"{finished.release}/retrospective/{date.isoformat()}",
-            partition_key=finished.release,
-            asset_selection=_keys(FINAL_ASSETS),
-        )
+    return _in_window(releases, {release.name: release.day_of(at) - 1 for release in releases})
 
 
 def _slug(timezone: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", timezone.lower()).strip("_")
 
 
-def zone_schedules(
-    timezone: str,
-    releases: Sequence[Release],
-    daily_job: dg.UnresolvedAssetJobDefinition,
-    release_job: dg.UnresolvedAssetJobDefinition,
-) -> list[dg.ScheduleDefinition]:
+def zone_schedules(timezone: str) -> list[dg.ScheduleDefinition]:
     """The 23:59 and 00:15 schedules for the releases of one timezone."""
-    names = ", ".join(release.name for release in releases)
+
+    def releases(tars_config: TarsConfigResource) -> list[Release]:
+        return [r for r in tars_config.load().releases if r.timezone == timezone]
 
     @dg.schedule(
         name=f"tars_nightly_{_slug(timezone)}",
         cron_schedule=NIGHTLY_CRON,
         execution_timezone=timezone,
-        job=daily_job,
+        job=day_job,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"23:59 {timezone}: the ending day's partition of {names}.",
+        description=f"23:59 {timezone}: the ending day's partition of each release in it.",
     )
-    def nightly(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    def nightly(
+        context: dg.ScheduleEvaluationContext, tars_config: TarsConfigResource
+    ) -> Iterator[dg.RunRequest | dg.SkipReason]:
         at = context.scheduled_execution_time
-        due = due_days(releases, at)
+        due = due_days(releases(tars_config), at)
         if not due:
             yield dg.SkipReason(f"no release window covers {at.date().isoformat()}")
         for item in due:
-            yield nightly_requests(item, at.date())
+            yield dg.RunRequest(
+                run_key=f"{item.release}/{day_key(item.day)}/{at.date().isoformat()}",
+                partition_key=release_day_key(item.release, item.day),
+            )
 
-    @dg.schedule(
-        name=f"tars_follow_up_{_slug(timezone)}",
-        cron_schedule=FOLLOW_UP_CRON,
-        execution_timezone=timezone,
-        job=release_job,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"00:15 {timezone}: baseline after Day 0 and the retrospective after "
-        f"the last day of {names}.",
-    )
     def follow_up(
-        context: dg.ScheduleEvaluationContext,
-    ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-        at = context.scheduled_execution_time
-        requests = [
-            request
-            for finished in finished_days(releases, at)
-            for request in follow_up_requests(finished, at.date())
-        ]
-        if not requests:
-            yield dg.SkipReason("no release finished its GA day or its window yesterday")
-        yield from requests
+        name: str,
+        job: dg.UnresolvedAssetJobDefinition,
+        ended: Callable[[DueDay], bool],
+        partition_key: Callable[[DueDay], str | dg.MultiPartitionKey],
+        what: str,
+    ) -> dg.ScheduleDefinition:
+        @dg.schedule(
+            name=f"tars_{name}_{_slug(timezone)}",
+            cron_schedule=FOLLOW_UP_CRON,
+            execution_timezone=timezone,
+            job=job,
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description=f"00:15 {timezone}: {what}.",
+        )
+        def _schedule(
+            context: dg.ScheduleEvaluationContext, tars_config: TarsConfigResource
+        ) -> Iterator[dg.RunRequest | dg.SkipReason]:
+            at = context.scheduled_execution_time
+            due = [d for d in finished_days(releases(tars_config), at) if ended(d)]
+            if not due:
+                yield dg.SkipReason(f"nothing due: {what}")
+            for item in due:
+                yield dg.RunRequest(
+                    run_key=f"{item.release}/{name}/{at.date().isoformat()}",
+                    partition_key=partition_key(item),
+                )
 
-    return [nightly, follow_up]
+        return _schedule
 
-
-def build_jobs(
-    assets: Sequence[dg.AssetsDefinition],
-) -> tuple[dg.UnresolvedAssetJobDefinition, dg.UnresolvedAssetJobDefinition]:
-    by_name = {asset.key.path[-1]: asset for asset in assets}
-    daily = dg.define_asset_job(
-        DAILY_JOB,
-        selection=[by_name[name] for name in DAILY_ASSETS],
-        description="One release-day: KPI samples, anomaly events, daily summary.",
+    baseline_after_ga_day = follow_up(
+        "baseline",
+        baseline_job,
+        lambda d: d.day == 0,
+        lambda d: release_day_key(d.release, 0),
+        "the baseline of each release whose GA day ended yesterday",
     )
-    release = dg.define_asset_job(
-        RELEASE_JOB,
-        selection=[by_name[name] for name in RELEASE_ASSETS],
-        description="Release-level assets: baseline, regression summary, retrospective.",
+    close_after_last_day = follow_up(
+        "close",
+        close_job,
+        lambda d: d.final,
+        lambda d: d.release,
+        "the Day-7 work of each release whose window ended yesterday",
     )
-    return daily, release
+
+    return [nightly, baseline_after_ga_day, close_after_last_day]
 
 
-def build_schedules(
-    releases: Sequence[Release],
-    daily_job: dg.UnresolvedAssetJobDefinition,
-    release_job: dg.UnresolvedAssetJobDefinition,
-) -> list[dg.ScheduleDefinition]:
-    by_zone = sorted(releases, key=lambda release: release.timezone)
-    return [
-        schedule
-        for timezone, members in groupby(by_zone, key=lambda release: release.timezone)
-        for schedule in zone_schedules(timezone, tuple(members), daily_job, release_job)
-    ]
+def build_schedules(timezones: Sequence[str]) -> list[dg.ScheduleDefinition]:
+    return [schedule for zone in sorted(set(timezones)) for schedule in zone_schedules(zone)]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from tars_pipeline.partitions import release_partitions
+from tars_pipeline.resources import TarsConfigResource
 
 
 def register_releases(instance: dg.DagsterInstance, names: Sequence[str]) -> list[str]:
@@ -18,24 +19,18 @@ def register_releases(instance: dg.DagsterInstance, names: Sequence[str]) -> lis
     return new
 
 
-def build_release_sensor(names: Sequence[str]) -> dg.SensorDefinition:
-    configured = tuple(names)
-
-    @dg.sensor(
-        name="tars_register_releases",
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Adds every release in tars.yaml as a partition of the release dimension.",
-    )
-    def register_configured_releases(
-        context: dg.SensorEvaluationContext,
-    ) -> dg.SensorResult | dg.SkipReason:
-        known = set(context.instance.get_dynamic_partitions(release_partitions.name))
-        new = [name for name in configured if name not in known]
-        if not new:
-            return dg.SkipReason("every configured release is registered")
-        return dg.SensorResult(
-            dynamic_partitions_requests=[release_partitions.build_add_request(new)]
-        )
-
-    return register_configured_releases
+@dg.sensor(
+    name="tars_register_releases",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds every release in tars.yaml as a partition of the release dimension.",
+)
+def register_configured_releases(
+    context: dg.SensorEvaluationContext, tars_config: TarsConfigResource
+) -> dg.SensorResult | dg.SkipReason:
+    configured = [release.name for release in tars_config.load().releases]
+    known = set(context.instance.get_dynamic_partitions(release_partitions.name))
+    new = [name for name in configured if name not in known]
+    if not new:
+        return dg.SkipReason("every configured release is registered")
+    return dg.SensorResult(dynamic_partitions_requests=[release_partitions.build_add_request(new)])

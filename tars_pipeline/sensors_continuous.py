@@ -30,7 +30,7 @@ import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
-from tars_pipeline.judge.anomaly import detect_anomalies
+from tars_pipeline.judge.day import day_anomalies
 from tars_pipeline.judge.maintenance import events_outside_maintenance
 from tars_pipeline.partitions import release_day_key
 from tars_pipeline.resources import TarsConfigResource
@@ -97,15 +97,13 @@ def day_of(release: Release, moment: Any) -> int:
 
 
 def latest_events(config: TarsConfig, release: Release, now: dt.datetime) -> list[LiveEvent]:
-    """Events of `release` that touch the last LOOKBACK before `now`, outside maintenance."""
+    """Events of `release` that touch the last LOOKBACK before `now`, outside maintenance:
+    the nightly asset's detector and cleaning (`judge.day.day_anomalies`) on live samples."""
     fetch_from, judge_from = fetch_window(config, now)
     fetched = build_source(config).fetch_day(
         release, fetch_from, now, config.kpis, config.step_seconds
     )
-    thresholds = config.thresholds
-    events = detect_anomalies(
-        fetched.samples[["service", "kpi", "ts", "value"]], **thresholds.detector_settings()
-    )
+    events = day_anomalies(fetched.samples, config, judged_from=fetch_from)
     if events.empty:
         return []
     events = events[pd.to_datetime(events["end"], utc=True) >= pd.Timestamp(judge_from)]
@@ -186,56 +184,51 @@ def observation(live: LiveEvent, z_threshold: float) -> dg.AssetObservation:
     )
 
 
-def build_continuous_anomaly_sensor() -> dg.SensorDefinition:
-    """The sensor; it needs the `tars_config` resource (graph.build_resources)."""
-
-    @dg.sensor(
-        name=SENSOR_NAME,
-        minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-        default_status=dg.DefaultSensorStatus.STOPPED,
-        description=(
-            "Continuous mode: every 5 minutes while a release window is open, runs the "
-            "EWMA z-score detector on the last hour of samples and records each new "
-            "anomaly event as an observation of anomaly_events (no run is launched)."
-        ),
-    )
-    def tars_continuous_anomalies(
-        context: dg.SensorEvaluationContext, tars_config: TarsConfigResource
-    ) -> dg.SensorResult:
-        config = tars_config.load()
-        now = dt.datetime.now(dt.UTC)
-        seen = SeenEvents(context.cursor)
-        releases = active_releases(config, now)
-        if not releases:
-            seen.forget_before(now)
-            return dg.SensorResult(skip_reason="no release window covers now", cursor=seen.cursor())
-        reported: list[str] = []
-        failed: list[str] = []
-        for release in releases:
-            try:
-                found = latest_events(config, release, now)
-            except TarsUserError as error:
-                context.log.error(f"{release.name}: cannot read the latest samples: {error}")
-                failed.append(release.name)
+@dg.sensor(
+    name=SENSOR_NAME,
+    minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Continuous mode: every 5 minutes while a release window is open, runs the "
+        "EWMA z-score detector on the last hour of samples and records each new "
+        "anomaly event as an observation of anomaly_events (no run is launched)."
+    ),
+)
+def tars_continuous_anomalies(
+    context: dg.SensorEvaluationContext, tars_config: TarsConfigResource
+) -> dg.SensorResult:
+    config = tars_config.load()
+    now = dt.datetime.now(dt.UTC)
+    seen = SeenEvents(context.cursor)
+    releases = active_releases(config, now)
+    if not releases:
+        seen.forget_before(now)
+        return dg.SensorResult(skip_reason="no release window covers now", cursor=seen.cursor())
+    reported: list[str] = []
+    failed: list[str] = []
+    for release in releases:
+        try:
+            found = latest_events(config, release, now)
+        except TarsUserError as error:
+            context.log.error(f"{release.name}: cannot read the latest samples: {error}")
+            failed.append(release.name)
+            continue
+        for live in found:
+            if not seen.add_if_new(live):
                 continue
-            for live in found:
-                if not seen.add_if_new(live):
-                    continue
-                event = live.event
-                context.log.info(
-                    f"new anomaly: {live.release} day {live.day} {event['service']} "
-                    f"{event['kpi']} {event['direction']} from {_iso(event['start'])}, "
-                    f"peak z {event['peak_z']:.2f} ({event['severity']})"
-                )
-                context.instance.report_runless_asset_event(
-                    observation(live, config.thresholds.z_threshold)
-                )
-                reported.append(live.key)
-        seen.forget_before(fetch_window(config, now)[0] - LOOKBACK)
-        names = ", ".join(release.name for release in releases)
-        summary = f"{len(reported)} new anomaly event(s) for {names}"
-        if failed:
-            summary += f"; could not read {', '.join(failed)} (see the tick's logs)"
-        return dg.SensorResult(skip_reason=summary, cursor=seen.cursor())
-
-    return tars_continuous_anomalies
+            event = live.event
+            context.log.info(
+                f"new anomaly: {live.release} day {live.day} {event['service']} "
+                f"{event['kpi']} {event['direction']} from {_iso(event['start'])}, "
+                f"peak z {event['peak_z']:.2f} ({event['severity']})"
+            )
+            context.instance.report_runless_asset_event(
+                observation(live, config.thresholds.z_threshold)
+            )
+            reported.append(live.key)
+    seen.forget_before(fetch_window(config, now)[0] - LOOKBACK)
+    names = ", ".join(release.name for release in releases)
+    summary = f"{len(reported)} new anomaly event(s) for {names}"
+    if failed:
+        summary += f"; could not read {', '.join(failed)} (see the tick's logs)"
+    return dg.SensorResult(skip_reason=summary, cursor=seen.cursor())

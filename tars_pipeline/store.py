@@ -18,6 +18,8 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from tars_pipeline.errors import TarsUserError
+
 # 2: drift gained the seasonal comparison columns, health_contributions their reasons.
 SCHEMA_VERSION = 2
 
@@ -204,3 +206,63 @@ def partition_row_counts(conn: duckdb.DuckDBPyConnection, release: str) -> dict[
         )
         for table in TABLES
     }
+
+
+def read_day_inputs(
+    conn: duckdb.DuckDBPyConnection, release: str, day: int
+) -> dict[str, pd.DataFrame]:
+    """What a day's judgement reads: its samples, Day 0's samples (the baseline the rank and
+    hour-of-day comparisons use) and its anomaly events, as `judge.day.analyse_day` takes
+    them. Day 0 is its own baseline; a later day needs the baseline materialized first."""
+    samples = read_table(conn, "samples", release, [day])
+    if samples.empty:
+        raise TarsUserError(
+            f"no samples stored for {release} day {day}",
+            where="daily_summary",
+            remedy=f"materialize kpi_samples for day_{day:02d} first",
+        )
+    if day and read_table(conn, "baseline_stats", release, [0]).empty:
+        raise TarsUserError(
+            f"no baseline for release {release}",
+            where="daily_summary",
+            remedy="materialize the baseline (tars-ga-kpi) before the daily summaries",
+        )
+    return {
+        "samples": samples,
+        "baseline_samples": read_table(conn, "samples", release, [0]) if day else samples,
+        "anomalies": read_table(conn, "anomaly_events", release, [day]),
+    }
+
+
+def read_window_inputs(
+    conn: duckdb.DuckDBPyConnection, release: str, window_days: int
+) -> tuple[list[int], dict[str, pd.DataFrame]]:
+    """The days summarised so far (1..window_days) and what `judge.window.judge_window`
+    reads of them; refuses a window without its GA-day summary or any later day."""
+    summarised = days_present(conn, "daily_stats", release)
+    days = [day for day in summarised if 1 <= day <= window_days]
+    if 0 not in summarised or not days:
+        raise TarsUserError(
+            f"release {release} needs the GA-day summary and at least one later "
+            f"day (summarised so far: {summarised or 'none'})",
+            where="regression_summary",
+            remedy="run tars-ga-kpi and tars-stability-monitor, or tars-retro --auto",
+        )
+    return days, {
+        "baseline_samples": read_table(conn, "samples", release, [0]),
+        "day_samples": read_table(conn, "samples", release, days),
+        "drift": read_table(conn, "drift", release, days),
+        "slo_daily": read_table(conn, "slo_daily", release, days),
+        "daily_stats": read_table(conn, "daily_stats", release, [0, *days]),
+        "cost_daily": read_table(conn, "cost_daily", release, [0, *days]),
+    }
+
+
+WEEK_TABLES = ("health", "health_contributions", "anomaly_events", "drift", "cost_daily",
+               "daily_stats")  # fmt: skip
+
+
+def read_week(conn: duckdb.DuckDBPyConnection, release: str) -> dict[str, pd.DataFrame]:
+    """Every day of a release's stored week, by table: what the retrospective renders (and,
+    for a previous release, what the comparison reads: the store, not an old report)."""
+    return {table: read_table(conn, table, release) for table in WEEK_TABLES}

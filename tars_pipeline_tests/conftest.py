@@ -49,6 +49,7 @@ def config_path(tmp_path: Path) -> Path:
 
 
 DAILY = ("kpi_samples", "anomaly_events", "daily_summary")
+GA_DAY = ("kpi_samples", "anomaly_events", "baseline", "daily_summary")
 
 
 @contextmanager
@@ -65,9 +66,7 @@ def run_the_week(runner: Runner, release_name: str = DEMO_RELEASE) -> None:
     """GA day and its baseline, every nightly summary, then the Day-7 analysis."""
     release = runner.config.release(release_name)
     for day in release.days:
-        runner.day(release, day, DAILY)
-        if day == 0:
-            runner.release_level(release, ("baseline",))
+        runner.day(release, day, GA_DAY if day == 0 else DAILY)
     runner.release_level(release, ("regression_summary", "retrospective"))
 
 

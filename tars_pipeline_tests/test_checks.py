@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from tars_pipeline.assets.checks import completeness_verdict, drift_verdict, slo_verdict
+from tars_pipeline.assets.checks import completeness, drift_within_threshold, slo_compliance
 from tars_pipeline.config import default_kpis
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}
@@ -23,14 +23,14 @@ def _coverage(*points: int, expected: int = 1440) -> pd.DataFrame:
 
 
 def test_a_complete_day_passes() -> None:
-    verdict = completeness_verdict(_coverage(1440, 1440))
+    verdict = completeness(_coverage(1440, 1440))
     assert verdict.passed
 
 
 def test_small_gaps_warn_and_a_missing_series_is_an_error() -> None:
-    gappy = completeness_verdict(_coverage(1440, 1400))
+    gappy = completeness(_coverage(1440, 1400))
     assert (gappy.passed, gappy.severity) == (False, dg.AssetCheckSeverity.WARN)
-    missing = completeness_verdict(_coverage(1440, 0))
+    missing = completeness(_coverage(1440, 0))
     assert (missing.passed, missing.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert "1 series missing" in missing.summary
 
@@ -53,14 +53,23 @@ def _drift(kpi: str, drift_pct: float, *, relative: bool = True) -> pd.DataFrame
 
 
 def test_adverse_drift_beyond_the_threshold_warns() -> None:
-    verdict = drift_verdict(_drift("latency_p99", 20.0), KPIS["latency_p99"])
+    verdict = drift_within_threshold(_drift("latency_p99", 20.0), [KPIS["latency_p99"]])
     assert (verdict.passed, verdict.severity) == (False, dg.AssetCheckSeverity.WARN)
     assert "api-gateway" in verdict.summary
+    assert verdict.check_name == "drift_within_threshold"
+
+
+def test_one_drift_check_names_every_kpi_in_its_metadata() -> None:
+    drift = pd.concat([_drift("latency_p99", 20.0), _drift("latency_p50", 2.0)])
+    verdict = drift_within_threshold(drift, [KPIS["latency_p99"], KPIS["latency_p50"]])
+    lines = verdict.details["kpis"].value.splitlines()
+    assert len(lines) == 2
+    assert "**beyond** on api-gateway +20.0 %" in lines[0] and lines[1].endswith("within")
 
 
 def test_a_drift_in_the_good_direction_passes() -> None:
-    assert drift_verdict(_drift("latency_p99", -20.0), KPIS["latency_p99"]).passed
-    assert drift_verdict(_drift("latency_p99", 5.0), KPIS["latency_p99"]).passed
+    assert drift_within_threshold(_drift("latency_p99", -20.0), [KPIS["latency_p99"]]).passed
+    assert drift_within_threshold(_drift("latency_p99", 5.0), [KPIS["latency_p99"]]).passed
 
 
 def test_a_breached_slo_is_an_error() -> None:
@@ -72,7 +81,7 @@ def test_a_breached_slo_is_an_error() -> None:
             "breached": [True, False],
         }
     )
-    verdict = slo_verdict(slo_daily)
+    verdict = slo_compliance(slo_daily)
     assert (verdict.passed, verdict.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert verdict.summary == "SLO breached: latency_p99 on api-gateway"
-    assert slo_verdict(slo_daily[slo_daily["service"] == "checkout"]).passed
+    assert slo_compliance(slo_daily[slo_daily["service"] == "checkout"]).passed

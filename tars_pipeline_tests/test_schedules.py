@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from tars_pipeline.config import Release, load_config
-from tars_pipeline.graph import build_definitions
+from tars_pipeline.config import Release
+from tars_pipeline.definitions import defs as location
+from tars_pipeline.resources import TarsConfigResource
 from tars_pipeline.schedules import DueDay, due_days, finished_days
 from tars_pipeline.sensors import register_releases
 from tars_pipeline_tests.conftest import REPO
@@ -49,28 +50,32 @@ def test_naive_tick_times_are_refused() -> None:
         due_days([WEEK], dt.datetime(2026, 3, 3, 23, 59))
 
 
-@pytest.fixture(scope="module")
-def demo_definitions() -> dg.Definitions:
-    return build_definitions(load_config(REPO / "tars.yaml"))
-
-
-def _tick(defs: dg.Definitions, name: str, at: dt.datetime) -> dg.ScheduleExecutionData:
-    schedule = defs.get_schedule_def(name)
+def _tick(name: str, at: dt.datetime) -> dg.ScheduleExecutionData:
+    schedule = location.get_schedule_def(name)
     with dg.instance_for_test() as instance:
         register_releases(instance, ["v1.0.1"])
         context = dg.build_schedule_context(
-            instance=instance, repository_def=defs.get_repository_def(), scheduled_execution_time=at
+            instance=instance,
+            repository_def=location.get_repository_def(),
+            scheduled_execution_time=at,
+            resources={"tars_config": TarsConfigResource(config_path=str(REPO / "tars.yaml"))},
         )
         return schedule.evaluate_tick(context)
 
 
-def _assets(request: dg.RunRequest) -> list[str] | None:
-    return [key.path[-1] for key in request.asset_selection] if request.asset_selection else None
-
-
-def test_the_demo_release_has_its_zone_schedules(demo_definitions: dg.Definitions) -> None:
-    schedules = {s.name: s for s in demo_definitions.schedules}
-    assert set(schedules) == {"tars_nightly_america_new_york", "tars_follow_up_america_new_york"}
+def test_the_demo_release_has_its_zone_schedules() -> None:
+    schedules = {s.name: s for s in location.schedules}
+    assert set(schedules) == {
+        "tars_nightly_america_new_york",
+        "tars_baseline_america_new_york",
+        "tars_close_america_new_york",
+    }
+    targets = {name: schedule.job_name for name, schedule in schedules.items()}
+    assert targets == {
+        "tars_nightly_america_new_york": "tars_day",
+        "tars_baseline_america_new_york": "tars_baseline",
+        "tars_close_america_new_york": "tars_close",
+    }
     nightly = schedules["tars_nightly_america_new_york"]
     assert (nightly.cron_schedule, nightly.execution_timezone) == (
         "59 23 * * *",
@@ -78,32 +83,26 @@ def test_the_demo_release_has_its_zone_schedules(demo_definitions: dg.Definition
     )
 
 
-def test_every_night_requests_that_days_partition(demo_definitions: dg.Definitions) -> None:
-    (request,) = _tick(demo_definitions, "tars_nightly_america_new_york", _at(5)).run_requests
+def test_every_night_requests_that_days_partition() -> None:
+    (request,) = _tick("tars_nightly_america_new_york", _at(5)).run_requests
     assert request.partition_key == "day_02|v1.0.1"
     assert request.run_key == "v1.0.1/day_02/2026-03-05"
 
 
-def test_the_morning_after_ga_day_builds_the_baseline(demo_definitions: dg.Definitions) -> None:
-    result = _tick(demo_definitions, "tars_follow_up_america_new_york", _at(4, 0, 15))
-    (request,) = result.run_requests
-    assert (request.partition_key, _assets(request)) == ("v1.0.1", ["baseline"])
+def test_the_morning_after_ga_day_builds_the_baseline() -> None:
+    (request,) = _tick("tars_baseline_america_new_york", _at(4, 0, 15)).run_requests
+    assert request.partition_key == "day_00|v1.0.1"
+    assert not _tick("tars_baseline_america_new_york", _at(5, 0, 15)).run_requests
 
 
-def test_after_the_last_day_come_regressions_and_retrospective(
-    demo_definitions: dg.Definitions,
-) -> None:
-    result = _tick(demo_definitions, "tars_follow_up_america_new_york", _at(11, 0, 15))
-    (request,) = result.run_requests
-    assert (request.partition_key, _assets(request)) == (
-        "v1.0.1",
-        ["regression_summary", "retrospective", "release_notifications"],
-    )
+def test_after_the_last_day_come_regressions_and_retrospective() -> None:
+    (request,) = _tick("tars_close_america_new_york", _at(11, 0, 15)).run_requests
+    assert (request.partition_key, request.run_key) == ("v1.0.1", "v1.0.1/close/2026-03-11")
 
 
-def test_ticks_outside_the_window_skip_with_a_reason(demo_definitions: dg.Definitions) -> None:
-    nightly = _tick(demo_definitions, "tars_nightly_america_new_york", _at(20))
+def test_ticks_outside_the_window_skip_with_a_reason() -> None:
+    nightly = _tick("tars_nightly_america_new_york", _at(20))
     assert not nightly.run_requests
     assert "no release window covers 2026-03-20" in (nightly.skip_message or "")
-    midweek = _tick(demo_definitions, "tars_follow_up_america_new_york", _at(7, 0, 15))
+    midweek = _tick("tars_close_america_new_york", _at(7, 0, 15))
     assert not midweek.run_requests and midweek.skip_message

@@ -18,7 +18,7 @@ from tars_pipeline.sensors_continuous import (
     ASSET_KEY,
     MINIMUM_INTERVAL_SECONDS,
     SENSOR_NAME,
-    build_continuous_anomaly_sensor,
+    tars_continuous_anomalies,
 )
 from tars_pipeline.sources.snapshot import MANIFEST_NAME, SNAPSHOT_FORMAT
 from tars_pipeline_tests.conftest import write_config
@@ -89,7 +89,7 @@ def _tick(instance: dg.DagsterInstance, config: TarsConfigResource, cursor: str 
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"tars_config": config}
     )
-    result = build_continuous_anomaly_sensor()(context)
+    result = tars_continuous_anomalies(context)
     assert isinstance(result, dg.SensorResult)
     assert not result.run_requests  # continuous mode observes; it launches no run
     return result
@@ -148,7 +148,7 @@ def test_an_unreadable_source_is_logged_and_the_tick_still_completes(tmp_path, i
 
 
 def test_the_sensor_is_stopped_by_default_and_ticks_every_five_minutes():
-    sensor = build_continuous_anomaly_sensor()
+    sensor = tars_continuous_anomalies
 
     assert sensor.name == SENSOR_NAME
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED

@@ -1,4 +1,4 @@
-"""What every asset shares: resource keys, the store pool, partition resolution."""
+"""What every asset shares: the group, owners, the store pool and partition resolution."""
 
 import dagster as dg
 
@@ -10,6 +10,19 @@ from tars_pipeline.partitions import split_key
 # concurrency pool whose limit (dagster.yaml) is 1.
 STORE_POOL = "tars_duckdb"
 GROUP = "post_ga"
+OWNERS = ["team:sre"]
+
+
+def settings(scope: str, *kinds: str) -> dict:
+    """What every TARS asset declares: its group, owner, the store pool, its kinds, and a
+    `tars/scope` tag ("day" or "release") to filter the UI's asset list by."""
+    return {
+        "group_name": GROUP,
+        "pool": STORE_POOL,
+        "owners": OWNERS,
+        "kinds": {"duckdb", *kinds},
+        "tags": {"tars/scope": scope},
+    }
 
 
 def release_day(context: dg.AssetExecutionContext, config: TarsConfig) -> tuple[Release, int]:

@@ -4,10 +4,9 @@ import os
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from tars_pipeline.assets.common import GROUP, STORE_POOL, release_of
-from tars_pipeline.assets.retrospective import RETRO_MD
+from tars_pipeline.assets.common import release_of, settings
+from tars_pipeline.assets.retrospective import retrospective
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.notify.dispatch import (
     NotifyReport,
@@ -17,69 +16,61 @@ from tars_pipeline.notify.dispatch import (
     summary_lines,
 )
 from tars_pipeline.partitions import release_partitions
+from tars_pipeline.reporting import RETRO_MD
 from tars_pipeline.reporting.escape import markdown
-from tars_pipeline.resources import ReportsResource, TarsConfigResource
+from tars_pipeline.resources import ReportsResource, StoreResource, TarsConfigResource
 from tars_pipeline.store import open_store, read_document
 
 NOT_CONFIGURED = "no notifications configured"
 
 
-def build(retrospective: dg.AssetsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=release_partitions,
-        deps=[retrospective],
-        group_name=GROUP,
-        pool=STORE_POOL,
-        kinds={"slack", "github"},
+@dg.asset(
+    partitions_def=release_partitions,
+    deps=[retrospective],
+    **settings("release", "slack", "github"),
+)
+def release_notifications(
+    context: dg.AssetExecutionContext,
+    tars_config: TarsConfigResource,
+    duckdb: StoreResource,
+    reports: ReportsResource,
+) -> dg.MaterializeResult:
+    """Day-7 notifications from the stored retrospective: a Slack "retrospective
+    ready" message with the headline numbers and top recommendations, a Slack "P0"
+    message when the retrospective has P0 action items, one GitHub issue per P0/P1
+    action item (de-duplicated by a fingerprint marker, so re-runs open no twins) and
+    a generic JSON webhook. All optional (tars.yaml `notifications:`), secrets from
+    environment variables; a channel in dry-run prints what it would send.
+    """
+    config = tars_config.load()
+    release = release_of(context, config)
+    settings = config.notifications
+    if not is_configured(settings):
+        context.log.info(f"{NOT_CONFIGURED} (tars.yaml `notifications:`)")
+        return dg.MaterializeResult(metadata={"release": release.name, "status": NOT_CONFIGURED})
+    with open_store(duckdb.for_config(config)) as conn:
+        model = read_document(conn, release.name, "retrospective")
+    if model is None:
+        raise TarsUserError(
+            f"no retrospective for release {release.name}",
+            where="release_notifications",
+            remedy="materialize retrospective first (tars-retro --auto)",
+        )
+    location = str(reports.folder(release.name, config) / RETRO_MD)
+    report = notify_retrospective(
+        model, settings, env=os.environ, report_location=location, echo=context.log.info
     )
-    def release_notifications(
-        context: dg.AssetExecutionContext,
-        tars_config: TarsConfigResource,
-        duckdb: DuckDBResource,
-        reports: ReportsResource,
-    ) -> dg.MaterializeResult:
-        """Day-7 notifications from the stored retrospective: a Slack "retrospective
-        ready" message with the headline numbers and top recommendations, a Slack "P0"
-        message when the retrospective has P0 action items, one GitHub issue per P0/P1
-        action item (de-duplicated by a fingerprint marker, so re-runs open no twins) and
-        a generic JSON webhook. All optional (tars.yaml `notifications:`), secrets from
-        environment variables; a channel in dry-run prints what it would send.
-        """
-        config = tars_config.load()
-        release = release_of(context, config)
-        settings = config.notifications
-        if not is_configured(settings):
-            context.log.info(f"{NOT_CONFIGURED} (tars.yaml `notifications:`)")
-            return dg.MaterializeResult(
-                metadata={"release": release.name, "status": NOT_CONFIGURED}
-            )
-        with open_store(duckdb) as conn:
-            model = read_document(conn, release.name, "retrospective")
-        if model is None:
-            raise TarsUserError(
-                f"no retrospective for release {release.name}",
-                where="release_notifications",
-                remedy="materialize retrospective first (tars-retro --auto)",
-            )
-        location = str(reports.folder(release.name) / RETRO_MD)
-        report = notify_retrospective(
-            model, settings, env=os.environ, report_location=location, echo=context.log.info
+    report.extend(
+        notify_p0(model, settings, env=os.environ, report_location=location, echo=context.log.info)
+    )
+    metadata = _metadata(release.name, report)
+    if report.failures:
+        raise dg.Failure(
+            description=f"{len(report.failures)} notification(s) failed:\n"
+            + "\n".join(summary_lines(report.failures)),
+            metadata=metadata,
         )
-        report.extend(
-            notify_p0(
-                model, settings, env=os.environ, report_location=location, echo=context.log.info
-            )
-        )
-        metadata = _metadata(release.name, report)
-        if report.failures:
-            raise dg.Failure(
-                description=f"{len(report.failures)} notification(s) failed:\n"
-                + "\n".join(summary_lines(report.failures)),
-                metadata=metadata,
-            )
-        return dg.MaterializeResult(metadata=metadata)
-
-    return release_notifications
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _metadata(release: str, report: NotifyReport) -> dict[str, Any]:

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tars_pipeline import PHASE, __version__
-from tars_pipeline.assets.retrospective import RETRO_HTML, RETRO_JSON, RETRO_MD
 from tars_pipeline.cli import anomaly_csv
-from tars_pipeline.cli.runner import RunFailedError, Runner
 from tars_pipeline.config import CONFIG_ENV_VAR, Release, TarsConfig, load_config
-from tars_pipeline.errors import TarsUserError
-from tars_pipeline.sources.prometheus import with_prometheus_url
-from tars_pipeline.store import days_present, open_store
+from tars_pipeline.errors import RunFailedError, TarsUserError
+from tars_pipeline.reporting import RETRO_HTML, RETRO_JSON, RETRO_MD
+
+if TYPE_CHECKING:  # Dagster loads only when a command runs (not for --help or the CSV mode)
+    from tars_pipeline.cli.runner import Runner
 
 DAILY = ("kpi_samples", "anomaly_events", "daily_summary")
+GA_DAY = ("kpi_samples", "anomaly_events", "baseline", "daily_summary")  # one run
 EPILOG = (
     "Configuration: --config PATH, else $TARS_CONFIG, else ./tars.yaml (docs/configuration.md). "
     "Runs are recorded in the Dagster instance at $DAGSTER_HOME (default "
@@ -61,7 +64,9 @@ def _release(config: TarsConfig, name: str | None) -> Release:
 
 
 def _stored_days(runner: Runner, release: Release, table: str) -> list[int]:
-    with open_store(runner.resources["duckdb"]) as conn:
+    from tars_pipeline.store import days_present, open_store
+
+    with open_store(runner.store) as conn:
         return days_present(conn, table, release.name)
 
 
@@ -96,10 +101,17 @@ def _main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentPa
 
 def _setup(args: argparse.Namespace) -> tuple[Release, Runner]:
     config = load_config(args.config)
+    if config.config_path is not None:
+        # The code location (its day partitions and schedules) reads this file when it loads.
+        os.environ[CONFIG_ENV_VAR] = str(config.config_path)
+    from tars_pipeline.cli.runner import Runner
+    from tars_pipeline.sources.prometheus import with_prometheus_url
+
     if args.prometheus_url:
-        config = with_prometheus_url(config, args.prometheus_url)
+        with_prometheus_url(config, args.prometheus_url)  # a bad URL is refused here, once
     release = _release(config, args.release)
-    return release, Runner(config, output_dir=args.output_dir)
+    runner = Runner(config, output_dir=args.output_dir, prometheus_url=args.prometheus_url or "")
+    return release, runner
 
 
 # --- tars-ga-kpi -----------------------------------------------------------------------
@@ -113,9 +125,7 @@ _ga_parser = _parser(
 
 def _ga_kpi(args: argparse.Namespace) -> int:
     release, runner = _setup(args)
-    runner.day(release, 0, ("kpi_samples", "anomaly_events"))
-    result = runner.release_level(release, ("baseline",))
-    runner.day(release, 0, ("daily_summary",))
+    result = runner.day(release, 0, GA_DAY)
     meta = runner.metadata(result, "baseline")
     print(
         f"Baseline captured for {release.name} (GA {release.ga_date}, {release.timezone}): "
@@ -313,8 +323,9 @@ def _retro(args: argparse.Namespace) -> int:
     if args.auto:
         if 0 not in _stored_days(runner, release, "baseline_stats"):
             if 0 not in _stored_days(runner, release, "samples"):
-                runner.day(release, 0, ("kpi_samples", "anomaly_events"))
-            runner.release_level(release, ("baseline",))
+                runner.day(release, 0, GA_DAY)
+            else:
+                runner.release_level(release, ("baseline",))
         summarised = set(_stored_days(runner, release, "daily_stats"))
         sampled = set(_stored_days(runner, release, "samples"))
         for day in release.days:

@@ -1,7 +1,11 @@
-"""Materialize TARS assets from the command line on a persistent Dagster instance.
+"""Run TARS jobs from the command line on a persistent Dagster instance.
 
-Runs land in the same instance `make dev` shows (DAGSTER_HOME, default
-<data_dir>/dagster_home), so what a command did is visible and re-runnable in the UI.
+A command launches the same named jobs the schedules launch (`tars_day`, `tars_baseline`,
+`tars_close`; GA day's four assets in one run of the location's asset job), executed in this
+process, and records each run with the origin of the code location `tars` (workspace.yaml).
+So the runs land in the instance `make dev` shows (DAGSTER_HOME, default
+<data_dir>/dagster_home) and the UI can re-execute them: the command's settings (--config,
+--output-dir, --prometheus-url) travel in the run config, not in the process.
 """
 
 from __future__ import annotations
@@ -14,19 +18,29 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.execution.api import execute_run
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.config import Release, TarsConfig
-from tars_pipeline.errors import TarsUserError
-from tars_pipeline.graph import build_assets, build_checks, build_resources
-from tars_pipeline.partitions import release_day_key
+from tars_pipeline.errors import RunFailedError, TarsUserError
+from tars_pipeline.partitions import release_day_key, release_day_partitions
 from tars_pipeline.sensors import register_releases
 from tars_pipeline.sources.prometheus import PROGRESS_TAG
 
 PACKAGED_INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "dagster.yaml"
-
-
-class RunFailedError(Exception):
-    """A Dagster run failed for a reason that is not a user error."""
+DEFINITIONS_MODULE = "tars_pipeline.definitions"
+LOCATION_NAME = "tars"  # workspace.yaml
+REPOSITORY_NAME = "__repository__"  # the repository of a Definitions object
+ASSET_JOB = "__ASSET_JOB"  # the location's job for any asset selection (the UI's Materialize)
+DAY_ASSETS = frozenset({"kpi_samples", "anomaly_events", "daily_summary"})
+CLOSE_ASSETS = frozenset({"regression_summary", "retrospective", "release_notifications"})
 
 
 def ensure_dagster_home(config: TarsConfig) -> Path:
@@ -59,23 +73,68 @@ def _user_error_in(error: Any) -> str | None:
     return None
 
 
+def job_for(asset_names: Sequence[str]) -> str:
+    """The named job whose selection holds `asset_names`: GA day's assets with the baseline
+    (two partitions definitions) run in the location's asset job."""
+    names = set(asset_names)
+    if names <= DAY_ASSETS:
+        return "tars_day"
+    if names == {"baseline"}:
+        return "tars_baseline"
+    if names <= CLOSE_ASSETS:
+        return "tars_close"
+    return ASSET_JOB
+
+
+def _remote_origin(job_name: str) -> RemoteJobOrigin:
+    """The origin a run launched from the UI would carry: location `tars` loading this
+    module with this interpreter, so the webserver finds the job to re-execute."""
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable,
+        module_name=DEFINITIONS_MODULE,
+        attribute="defs",
+        working_directory=str(Path.cwd()),
+    )
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(target, LOCATION_NAME)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), job_name)
+
+
+def _partition_tags(partition_key: str | dg.MultiPartitionKey) -> dict[str, str]:
+    """The run's partition tags; GA day's run spans two partitions definitions that share
+    its key (release x day and release x day_00), so the tags come from the key's shape."""
+    if isinstance(partition_key, dg.MultiPartitionKey):
+        return dict(release_day_partitions.get_tags_for_partition_key(partition_key))
+    return {"dagster/partition": str(partition_key)}
+
+
 class Runner:
-    """Materializes selections of the TARS graph for one config."""
+    """Runs selections of the TARS graph for one config, as named job runs."""
 
     def __init__(
         self,
         config: TarsConfig,
         *,
         output_dir: str | None = None,
+        prometheus_url: str = "",
         instance: dg.DagsterInstance | None = None,
         progress: Progress | None = None,
     ):
         self.config = config
-        assets = build_assets(config)
-        self.assets = [*assets, *build_checks(config, assets)]
-        self.resources = build_resources(
-            config, output_dir=output_dir, per_release=output_dir is None
+        self.repository = ReconstructableRepository.for_module(
+            DEFINITIONS_MODULE, "defs", working_directory=str(Path.cwd())
         )
+        self.resource_config = {
+            "tars_config": {
+                "config": {
+                    "config_path": str(config.config_path or ""),
+                    "prometheus_url": prometheus_url,
+                }
+            },
+            "reports": {
+                "config": {"output_dir": output_dir or "", "per_release": output_dir is None}
+            },
+        }
+        self.output_dir = output_dir
         if instance is None:
             ensure_dagster_home(config)
             instance = dg.DagsterInstance.get()
@@ -83,8 +142,13 @@ class Runner:
         self.progress = progress or Progress()
         register_releases(instance, [release.name for release in config.releases])
 
+    @property
+    def store(self) -> DuckDBResource:
+        return DuckDBResource(database=str(self.config.store_file))
+
     def output_folder(self, release: Release) -> Path:
-        return self.resources["reports"].folder(release.name)
+        base = Path(self.output_dir) if self.output_dir else self.config.output_dir
+        return base if self.output_dir else base / release.name
 
     def materialize(
         self,
@@ -95,25 +159,29 @@ class Runner:
         label: str,
     ) -> dg.ExecuteInProcessResult:
         self.progress.step(label)
+        job_name = job_for(asset_names)
+        recon_job = self.repository.get_reconstructable_job(job_name)
+        job_def = recon_job.get_definition()
+        selection = [dg.AssetKey(name) for name in asset_names]
         # The run's own log goes to the instance (the UI shows it); the terminal gets the
         # progress lines and, on failure, one clear message. CRITICAL, not ERROR: Dagster logs
         # a failed step at ERROR with its stack trace, and the message below says it better.
         quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-        result = dg.materialize(
-            self.assets,
-            selection=list(asset_names),
-            partition_key=str(partition_key),
-            instance=self.instance,
-            resources=self.resources,
-            run_config={**quiet, **(run_config or {})},
-            raise_on_error=False,
-            # On a terminal, the Prometheus source adds one line per KPI fetch. The step's
-            # stderr is captured (and mirrored) by Dagster, so the step cannot ask isatty().
+        run = self.instance.create_run_for_job(
+            job_def=job_def,
+            run_config={**quiet, "resources": self.resource_config, **(run_config or {})},
             tags={
                 "tars/source": "cli",
+                # On a terminal, the Prometheus source adds one line per KPI fetch. The
+                # step's stderr is captured by Dagster, so the step cannot ask isatty().
                 **({PROGRESS_TAG: "terminal"} if self.progress.enabled else {}),
+                **_partition_tags(partition_key),
             },
+            asset_selection=frozenset(selection),
+            remote_job_origin=_remote_origin(job_name),
+            job_code_origin=recon_job.get_python_origin(),
         )
+        result = execute_run(recon_job, run, self.instance)
         if not result.success:
             for event in result.all_events:
                 if event.is_step_failure:
@@ -145,8 +213,10 @@ class Runner:
     def release_level(
         self, release: Release, asset_names: Sequence[str]
     ) -> dg.ExecuteInProcessResult:
+        """Release-level assets; the baseline is the release's day_00 partition."""
         label = f"{release.name}: {', '.join(asset_names)}"
-        return self.materialize(asset_names, release.name, label=label)
+        key = release_day_key(release.name, 0) if "baseline" in asset_names else release.name
+        return self.materialize(asset_names, key, label=label)
 
     def failed_checks(self, result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
         """The asset checks of a run that did not pass (ERROR first)."""

@@ -29,13 +29,9 @@ import pandas as pd
 from tars_pipeline import __version__
 from tars_pipeline.config import CONFIG_ENV_VAR, PrometheusSourceConfig, Release, load_config
 from tars_pipeline.errors import TarsUserError
-from tars_pipeline.sources import prometheus_resource
+from tars_pipeline.sources import build_source
 from tars_pipeline.sources.base import DayFetch
-from tars_pipeline.sources.prometheus import (
-    PrometheusSource,
-    terminal_progress,
-    with_prometheus_url,
-)
+from tars_pipeline.sources.prometheus import terminal_progress, with_prometheus_url
 from tars_pipeline.sources.snapshot import MANIFEST_NAME, SNAPSHOT_FORMAT
 
 FORMAT_VERSION = 1
@@ -179,7 +175,7 @@ def _export(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
-    source = PrometheusSource(prometheus_resource(config), progress=terminal_progress(), warn=warn)
+    source = build_source(config, progress=terminal_progress(), warn=warn)
     services: set[str] = set()
     completeness: dict[str, float] = {}
     rows = 0

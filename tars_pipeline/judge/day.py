@@ -16,6 +16,7 @@ import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.anomaly import detect_anomalies
 from tars_pipeline.judge.cost import daily_cost
 from tars_pipeline.judge.drift import compare_day
 from tars_pipeline.judge.health import DayHealth, score_day
@@ -76,6 +77,33 @@ class DayAnalysis:
     anomalies: pd.DataFrame
     dropped: pd.DataFrame
     excluded: pd.DataFrame
+
+    @property
+    def breaches(self) -> set[tuple[str, str]]:
+        """(service, KPI) pairs whose SLO was breached on the day."""
+        return {(row.service, row.kpi) for row in self.slo[self.slo["breached"]].itertuples()}
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """What the store keeps of the day, by table name (store.TABLES)."""
+        health = self.health
+        health_row = pd.DataFrame(
+            [
+                {
+                    "score": health.score,
+                    "band": health.band,
+                    "weighted_kpi_score": health.weighted_kpi_score,
+                    "anomaly_penalty": health.anomaly_penalty,
+                }
+            ]
+        )
+        return {
+            "daily_stats": self.stats,
+            "drift": self.drift,
+            "slo_daily": self.slo,
+            "cost_daily": self.cost,
+            "health": health_row,
+            "health_contributions": health.contributions,
+        }
 
 
 def clean_samples(samples: pd.DataFrame, config: TarsConfig) -> pd.DataFrame:
@@ -166,3 +194,27 @@ def reference_for_day(
     if same_weekday.empty or ga_weekday.empty:
         return None
     return ReferenceDays(day_weekday=same_weekday, ga_weekday=ga_weekday)
+
+
+def day_anomalies(
+    history: pd.DataFrame,
+    config: TarsConfig,
+    *,
+    judged_from: dt.datetime,
+    z_threshold: float | None = None,
+) -> pd.DataFrame:
+    """Anomaly events peaking at or after `judged_from`, on the judged samples.
+
+    `history` is the window to judge plus the detector's warm-up before it (the nightly asset
+    passes the previous day's tail, the continuous sensor the minutes before its lookback).
+    Cleaned exactly as the day's judgement cleans (`clean_samples`), so the nightly run and
+    the live sensor see the same series and agree on what is an event.
+    """
+    settings = config.thresholds.detector_settings()
+    if z_threshold is not None:
+        settings["z_threshold"] = z_threshold
+    judged = clean_samples(history, config)
+    events = detect_anomalies(judged[["service", "kpi", "ts", "value"]], **settings)
+    if events.empty:
+        return events
+    return events[pd.to_datetime(events["peak_ts"], utc=True) >= pd.Timestamp(judged_from)]

@@ -18,7 +18,6 @@ comparison is kept alongside (`overall_*`), so a reader sees what the seasonalit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,6 +25,8 @@ import pandas as pd
 
 from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge import seasonality
+from tars_pipeline.judge.direction import adverse_signs
+from tars_pipeline.judge.formatting import format_significant
 from tars_pipeline.judge.stats import summarise
 from tars_pipeline.reporting.escape import markdown
 
@@ -138,9 +139,6 @@ def compute_drift(
 
     near_zero = merged["near_zero"].to_numpy(dtype="float64")
     threshold_pct = merged["threshold_pct"].to_numpy(dtype="float64")
-    direction = merged["direction"].to_numpy()
-    lower_is_better = direction == "lower_is_better"
-    higher_is_better = direction == "higher_is_better"
 
     abs_change = observed - baseline
     magnitude = np.abs(baseline)
@@ -149,9 +147,9 @@ def compute_drift(
     relative = (magnitude >= near_zero) & (magnitude > 0) & np.isfinite(drift_pct)
     drift_pct = np.where(relative, drift_pct, np.nan)
 
-    adverse_sign = np.select([lower_is_better, higher_is_better], [1.0, -1.0], default=0.0)
-    adverse_change = np.maximum(adverse_sign * abs_change, 0.0)
-    adverse_drift_pct = np.where(relative, np.maximum(adverse_sign * drift_pct, 0.0), np.nan)
+    sign = adverse_signs(merged["direction"])
+    adverse_change = np.maximum(sign * abs_change, 0.0)
+    adverse_drift_pct = np.where(relative, np.maximum(sign * drift_pct, 0.0), np.nan)
 
     with np.errstate(invalid="ignore"):
         over_threshold = np.abs(drift_pct) >= threshold_pct * (1 - _THRESHOLD_RELATIVE_TOLERANCE)
@@ -244,13 +242,10 @@ def compare_day(
     return drift[[*DRIFT_COLUMNS, *DAY_COMPARISON_COLUMNS]]
 
 
-def format_value(value: float) -> str:
-    """A number for humans: up to six significant digits, thousands separated when large."""
-    if not math.isfinite(value):
-        return "n/a"
-    if abs(value) >= 1e6:
-        return f"{value:,.0f}"
-    return f"{value:.6g}"
+def _table_value(value: float) -> str:
+    """A value in the drift table: six significant digits, thousands separated only from
+    a million on (the table keeps the decimals a smaller figure has)."""
+    return format_significant(value, 6, thousands_from=1e6)
 
 
 def _drift_cell(row: pd.Series) -> str:
@@ -258,7 +253,7 @@ def _drift_cell(row: pd.Series) -> str:
         return f"{row['drift_pct']:+.1f} %"
     change = row["abs_change"]
     sign = "+" if change >= 0 else "-"
-    return f"n/a (abs {sign}{format_value(abs(change))} {markdown(row['unit'])})"
+    return f"n/a (abs {sign}{_table_value(abs(change))} {markdown(row['unit'])})"
 
 
 def _flag_cell(row: pd.Series) -> str:
@@ -301,8 +296,8 @@ def drift_table_markdown(drift: pd.DataFrame, limit: int = 20) -> str:
         cells = [
             markdown(row["service"]),
             markdown(row["kpi"]),
-            f"{format_value(row['baseline_value'])} {unit}",
-            f"{format_value(row['observed_value'])} {unit}",
+            f"{_table_value(row['baseline_value'])} {unit}",
+            f"{_table_value(row['observed_value'])} {unit}",
             _drift_cell(row),
             _flag_cell(row),
         ]

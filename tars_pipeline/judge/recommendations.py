@@ -14,15 +14,16 @@ Within a priority: severity first, then impact (adverse drift %, |drift|, $ savi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from tars_pipeline.judge.regression import (
-    SEVERITY_RANK,
+from tars_pipeline.judge.explain import title_in_sentence
+from tars_pipeline.judge.formatting import (
+    finite_or_none,
     format_number,
     format_pct,
     format_with_unit,
 )
+from tars_pipeline.judge.severity import SEVERITY_RANK
 
 PRIORITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3")
 PRIORITY_BY_SEVERITY: dict[str, str] = {
@@ -39,19 +40,10 @@ DUE_BY_PRIORITY: dict[str, str] = {
 }
 
 
-def _finite(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _label(record: Mapping) -> str:
-    title = str(record.get("kpi_title") or str(record.get("kpi", "")).replace("_", " "))
-    if len(title) > 1 and title[1].islower():
-        return title[0].lower() + title[1:]
-    return title
+    return title_in_sentence(
+        str(record.get("kpi_title") or str(record.get("kpi", "")).replace("_", " "))
+    )
 
 
 def _recommendation(
@@ -113,10 +105,10 @@ def _degradation_recommendation(degradation: Mapping) -> dict:
     if degradation.get("slo_exhausted"):
         priority = "P0"
     unit = str(degradation.get("unit") or "")
-    change = _finite(degradation.get("change_pct"))
+    change = finite_or_none(degradation.get("change_pct"))
     values = (
-        f"{format_number(_finite(degradation.get('baseline')))} → "
-        f"{format_with_unit(_finite(degradation.get('observed')), unit)}"
+        f"{format_number(finite_or_none(degradation.get('baseline')))} → "
+        f"{format_with_unit(finite_or_none(degradation.get('observed')), unit)}"
     )
     size = format_pct(change) if change is not None else "from a ~0 baseline"
     resolved = degradation.get("status") == "resolved"
@@ -130,15 +122,15 @@ def _degradation_recommendation(degradation: Mapping) -> dict:
         "service": degradation["service"],
         "day": degradation["day_first"],
         "worst_day": degradation.get("worst_day"),
-        "baseline": _finite(degradation.get("baseline")),
-        "observed": _finite(degradation.get("observed")),
+        "baseline": finite_or_none(degradation.get("baseline")),
+        "observed": finite_or_none(degradation.get("observed")),
         "change_pct": change,
-        "p_value": _finite(degradation.get("p_value")),
-        "effect_size": _finite(degradation.get("effect_size")),
+        "p_value": finite_or_none(degradation.get("p_value")),
+        "effect_size": finite_or_none(degradation.get("effect_size")),
         "severity": severity,
         "status": degradation.get("status"),
         "slo": degradation.get("slo"),
-        "slo_utilisation": _finite(degradation.get("slo_utilisation")),
+        "slo_utilisation": finite_or_none(degradation.get("slo_utilisation")),
     }
     return _recommendation(
         priority,
@@ -147,7 +139,7 @@ def _degradation_recommendation(degradation: Mapping) -> dict:
         evidence,
         "degradation",
         severity=severity,
-        impact=_finite(degradation.get("adverse_drift_pct")) or 0.0,
+        impact=finite_or_none(degradation.get("adverse_drift_pct")) or 0.0,
     )
 
 
@@ -164,8 +156,8 @@ def _drift_recommendation(drift: Mapping) -> dict:
         )
     else:
         values = (
-            f"{format_number(_finite(drift.get('baseline')))} → "
-            f"{format_with_unit(_finite(drift.get('observed')), unit)}"
+            f"{format_number(finite_or_none(drift.get('baseline')))} → "
+            f"{format_with_unit(finite_or_none(drift.get('observed')), unit)}"
         )
         title = (
             f"Investigate {_label(drift)} drift on {service} ({values}, {format_pct(change)}, "
@@ -196,8 +188,8 @@ def _drift_recommendation(drift: Mapping) -> dict:
         "kpi": drift["kpi"],
         "service": service,
         "day": drift.get("day_of_max"),
-        "baseline": _finite(drift.get("baseline")),
-        "observed": _finite(drift.get("observed")),
+        "baseline": finite_or_none(drift.get("baseline")),
+        "observed": finite_or_none(drift.get("observed")),
         "change_pct": change,
         "trend": trend,
         "potential_causes": causes,
@@ -208,15 +200,15 @@ def _drift_recommendation(drift: Mapping) -> dict:
 def _slo_recommendations(summary: Mapping) -> list[dict]:
     service = summary.get("service")
     slo = summary.get("slo")
-    consumed = _finite(summary.get("budget_consumed_pct")) or 0.0
-    burn = _finite(summary.get("burn_rate")) or 0.0
-    days_left = _finite(summary.get("days_to_exhaustion"))
+    consumed = finite_or_none(summary.get("budget_consumed_pct")) or 0.0
+    burn = finite_or_none(summary.get("burn_rate")) or 0.0
+    days_left = finite_or_none(summary.get("days_to_exhaustion"))
     period = summary.get("period_days", 30)
     evidence = {
         "kpi": summary.get("kpi"),
         "service": service,
         "slo": slo,
-        "target": _finite(summary.get("target")),
+        "target": finite_or_none(summary.get("target")),
         "budget_consumed_pct": consumed,
         "burn_rate": burn,
         "days_to_exhaustion": days_left,
@@ -273,8 +265,8 @@ def _slo_recommendations(summary: Mapping) -> list[dict]:
 
 def _cost_recommendations(cost: Mapping, growth_pct: float) -> list[dict]:
     out: list[dict] = []
-    monthly = _finite(cost.get("projected_monthly"))
-    change = _finite(cost.get("change_pct"))
+    monthly = finite_or_none(cost.get("projected_monthly"))
+    change = finite_or_none(cost.get("change_pct"))
     hints = list(cost.get("hints") or [])
     # A bill that moved by noise (+0.3 %) is no finding; one that grew past the growth
     # threshold, or has a hint with a saving, is.
@@ -283,7 +275,7 @@ def _cost_recommendations(cost: Mapping, growth_pct: float) -> list[dict]:
         growing = [
             f"{row['resource_type']} {format_pct(row['change_pct'])}"
             for row in cost.get("by_resource") or []
-            if _finite(row.get("change_pct")) is not None and row["change_pct"] > 0
+            if finite_or_none(row.get("change_pct")) is not None and row["change_pct"] > 0
         ]
         trend = f", {format_pct(change)} vs GA day" if change is not None else ""
         action = "Review the cost drivers"
@@ -297,8 +289,8 @@ def _cost_recommendations(cost: Mapping, growth_pct: float) -> list[dict]:
                 {
                     "kpi": "cost",
                     "service": None,
-                    "ga_day_cost": _finite(cost.get("ga_day_cost")),
-                    "daily_average": _finite(cost.get("daily_average")),
+                    "ga_day_cost": finite_or_none(cost.get("ga_day_cost")),
+                    "daily_average": finite_or_none(cost.get("daily_average")),
                     "change_pct": change,
                     "projected_monthly": monthly,
                 },
@@ -307,7 +299,7 @@ def _cost_recommendations(cost: Mapping, growth_pct: float) -> list[dict]:
             )
         )
     for hint in hints:
-        saving = _finite(hint.get("estimated_monthly_saving")) or 0.0
+        saving = finite_or_none(hint.get("estimated_monthly_saving")) or 0.0
         out.append(
             _recommendation(
                 "P3",
@@ -352,8 +344,8 @@ def build_recommendations(
 ) -> list[dict]:
     """The top `limit` recommendations, one per finding, most urgent first.
 
-    Inputs are the records of `regression.find_degradations`,
-    `regression.find_unexpected_drifts`, `slo.slo_window_summary` (plus a `service` key)
+    Inputs are the records (`as_record()`) of `degradations.find_degradations` and
+    `drifts.find_unexpected_drifts`, `slo.slo_window_summary` (plus a `service` key)
     and `cost.cost_analysis`. Each recommendation: priority (P0-P3), title (specific and
     actionable, with the numbers), action, evidence (kpi, service, day and the finding's
     numbers), category (degradation / slo / unexpected_drift / cost), severity, impact.

@@ -152,6 +152,12 @@ def matched_hours(baseline: pd.DataFrame, day: pd.DataFrame) -> tuple[pd.DataFra
     return keep_base, keep_day
 
 
+def _empty_per_series(**dtypes: str) -> pd.DataFrame:
+    """An empty per-series result with the columns and dtypes a non-empty one has."""
+    columns: dict[str, object] = {"service": object, "kpi": object, **dtypes}
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
 def profile_expectation(profile: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
     """Σ_h n(h) · μ(h) / Σ_h n(h) per series, over the hours both frames have.
 
@@ -162,14 +168,7 @@ def profile_expectation(profile: pd.DataFrame, counts: pd.DataFrame) -> pd.DataF
     merged = counts.merge(profile[[*_HOUR_KEYS, "mean"]], on=_HOUR_KEYS, how="inner")
     merged = merged[np.isfinite(merged["mean"].to_numpy(dtype="float64"))]
     if merged.empty:
-        return pd.DataFrame(
-            {
-                "service": pd.Series(dtype=object),
-                "kpi": pd.Series(dtype=object),
-                "expected_mean": pd.Series(dtype="float64"),
-                "hours_compared": pd.Series(dtype="int64"),
-            }
-        )
+        return _empty_per_series(expected_mean="float64", hours_compared="int64")
     merged = merged.assign(weighted=merged["sample_count"] * merged["mean"])
     grouped = merged.groupby(_KEYS, sort=True)
     result = pd.DataFrame(
@@ -356,14 +355,7 @@ def largest_hourly_drift(hourly: pd.DataFrame) -> pd.DataFrame:
     hourly drift are left out."""
     finite = hourly[np.isfinite(hourly["drift_pct"].to_numpy(dtype="float64"))]
     if finite.empty:
-        return pd.DataFrame(
-            {
-                "service": pd.Series(dtype=object),
-                "kpi": pd.Series(dtype=object),
-                "max_hourly_drift_pct": pd.Series(dtype="float64"),
-                "max_hourly_drift_hour": pd.Series(dtype="int64"),
-            }
-        )
+        return _empty_per_series(max_hourly_drift_pct="float64", max_hourly_drift_hour="int64")
     order = finite.assign(_size=finite["drift_pct"].abs()).sort_values(
         [*_KEYS, "_size", "hour"], ascending=[True, True, False, True], kind="stable"
     )

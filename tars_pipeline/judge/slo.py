@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 from tars_pipeline.config import KpiDefinition, SloDefinition
+from tars_pipeline.judge.direction import beyond, has_bad_side
+from tars_pipeline.judge.formatting import finite_or_none
 
 # burn_rate ≤ 1 must hold for an error ratio equal to the budget, which binary floating
 # point can land a hair above (0.001 / (1 − 0.999) = 0.9999999999999991 or 1.0000000000000009).
@@ -63,16 +65,15 @@ def bad_per_sample(values: np.ndarray, slo: SloDefinition, kpi: KpiDefinition) -
     """
     if slo.kpi != kpi.name:
         raise ValueError(f"SLO {slo.name!r} is on KPI {slo.kpi!r}, not {kpi.name!r}")
-    if kpi.direction == "neutral":
+    if not has_bad_side(kpi.direction):
         raise ValueError(f"SLO {slo.name!r}: KPI {kpi.name!r} is neutral, it has no bad side")
     values = np.asarray(values, dtype="float64")
-    lower_is_better = kpi.direction == "lower_is_better"
     if slo.sli == "ratio":
-        bad = values / 100.0 if lower_is_better else 1.0 - values / 100.0
+        bad_events = kpi.direction == "lower_is_better"  # the KPI counts bad events, not good
+        bad = values / 100.0 if bad_events else 1.0 - values / 100.0
         return np.clip(bad, 0.0, 1.0)
     objective = float(slo.objective)  # type: ignore[arg-type]  # validated by the model
-    with np.errstate(invalid="ignore"):
-        wrong_side = values > objective if lower_is_better else values < objective
+    wrong_side = beyond(values, objective, kpi.direction)
     return np.where(np.isfinite(values), wrong_side.astype("float64"), np.nan)
 
 
@@ -368,13 +369,13 @@ def slo_window_summary(
     for row in days.to_dict("records"):
         record = {
             "day": int(row["day"]),
-            "bad_fraction_pct": _finite(float(row["bad_fraction"]) * 100.0),
-            "burn_rate": _finite(float(row["burn_rate"])),
+            "bad_fraction_pct": finite_or_none(float(row["bad_fraction"]) * 100.0),
+            "burn_rate": finite_or_none(float(row["burn_rate"])),
             "compliant": bool(row["compliant"]),
             "sample_count": int(row["sample_count"]),
         }
         if "utilisation" in row:
-            record["utilisation"] = _finite(row["utilisation"])
+            record["utilisation"] = finite_or_none(row["utilisation"])
         by_day_records.append(record)
 
     alerts: list[dict] = []
@@ -409,11 +410,3 @@ def slo_window_summary(
         "by_day": by_day_records,
         "alerts_fired": alerts,
     }
-
-
-def _finite(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

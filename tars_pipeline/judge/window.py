@@ -14,12 +14,10 @@ import pandas as pd
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.judge.cost import cost_analysis
 from tars_pipeline.judge.day import clean_samples
-from tars_pipeline.judge.regression import (
-    find_degradations,
-    find_successes,
-    find_unexpected_drifts,
-)
+from tars_pipeline.judge.degradations import find_degradations
+from tars_pipeline.judge.drifts import find_unexpected_drifts
 from tars_pipeline.judge.slo import slo_window_summary
+from tars_pipeline.judge.successes import find_successes
 
 
 def slo_summaries(
@@ -115,7 +113,10 @@ def judge_window(
         zero_heavy_share=thresholds.zero_heavy_share,
     )
     unexpected = find_unexpected_drifts(
-        drift, degradations, kpis, max_pct=thresholds.unexpected_drift_max_pct
+        drift,
+        [degradation.key for degradation in degradations],
+        kpis,
+        max_pct=thresholds.unexpected_drift_max_pct,
     )
     cost = cost_analysis(
         cost_daily,
@@ -133,9 +134,9 @@ def judge_window(
         drift=drift,
     )
     return {
-        "degradations": degradations,
-        "unexpected_drifts": unexpected,
-        "successes": successes,
+        "degradations": [degradation.as_record() for degradation in degradations],
+        "unexpected_drifts": [finding.as_record() for finding in unexpected],
+        "successes": [success.as_record() for success in successes],
         "slo_compliance": slos,
         "cost_analysis": cost,
     }

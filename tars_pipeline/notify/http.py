@@ -9,15 +9,13 @@ Why not a bare `requests.post`:
   are not retried: repeating them only burns rate limit.
 - A Slack webhook URL *is* a secret (the token is its path) and so is a GitHub token, so
   errors name the target by a redacted label, scrub every secret the caller names from
-  response bodies and reasons, and never chain the original exception (whose text, like
-  urllib3's `MaxRetryError`, may hold the URL).
-- Redirects are not followed: the `Authorization` header would go wherever `Location` says.
+  response bodies and reasons, and never chain the original exception (whose text may
+  hold the URL). Redirects are not followed: `Authorization` would go to any `Location`.
 
-The retrying is urllib3's `Retry` on a `requests.Session`, as in the Prometheus source
-(`requests` is a dependency already): it owns the attempt loop, the backoff and the
-`Retry-After` parsing. `_Retry` adds only what it cannot be configured to do: retry a 403
-when its headers say rate limit, give up at once on a `Retry-After` too long to wait, and
-ask the caller before repeating a request that may have landed (see `before_retry`).
+The retrying is urllib3's `Retry` on a `requests.Session`, as in the Prometheus source:
+`requests` is a dependency already, and Retry owns the attempt loop, the backoff and the
+`Retry-After` parsing. `_Retry` adds only what configuration cannot: GitHub's rate-limit
+403, giving up on a `Retry-After` too long to wait, and `before_retry`.
 """
 
 from __future__ import annotations
@@ -33,22 +31,16 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader, MaxRetryError, NewConnectionError, ResponseError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from tars_pipeline import __version__
 
 USER_AGENT = f"tars-observability/{__version__}"
-# 403 only with rate-limit headers (GitHub's secondary rate limit); see `_retryable`.
 RETRYABLE_CLIENT_STATUS = frozenset({408, 429})
 RETRY_STATUSES = RETRYABLE_CLIENT_STATUS | frozenset(range(500, 600))
 BODY_EXCERPT_CHARS = 300
 REDACTED = "***"
-_URL_ERRORS = (
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.InvalidURL,
-)
 
 
 def redact_url(url: str, *, keep_path: bool = False) -> str:
@@ -111,12 +103,11 @@ class RetryCancelledError(Exception):
 
 @dataclass
 class _Call:
-    """The request in flight, as its retry policy sees it (urllib3 passes no context)."""
+    """The request in flight, for its `_Retry` (urllib3 hands the policy no context)."""
 
     target: str
     before_retry: Callable[[], bool] | None
     attempts: int = 1
-    waited_too_long: bool = False
 
 
 _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("call", default=None)
@@ -131,7 +122,6 @@ class HttpClient:
     unless the server's `Retry-After` says otherwise; a `Retry-After` longer than
     `max_retry_after_seconds` fails at once rather than block a Dagster step for an hour.
     No jitter: one TARS run sends a handful of requests, there is no herd to spread.
-    `sleep` is how the waits are waited (a test records them instead).
     """
 
     timeout_seconds: float = 10.0
@@ -150,18 +140,16 @@ class HttpClient:
             backoff_factor=self.backoff_seconds,
             backoff_max=self.max_backoff_seconds,
             status_forcelist=RETRY_STATUSES,
-            # POST and PATCH too: webhooks are idempotent by design, and GitHub's issue POST
-            # is deduplicated by `before_retry`.
+            # Webhooks are idempotent by design, GitHub's issue POST is deduplicated (below).
             allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"POST", "PATCH"},
             respect_retry_after_header=True,
             raise_on_status=False,  # the last answer comes back, with its status and text
         )
         self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("http://", adapter)
+        self.session.mount("http://", adapter := HTTPAdapter(max_retries=retry))
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        self.session.auth = _no_netrc
+        self.session.auth = lambda request: request  # adds nothing, but keeps ~/.netrc out
 
     def request(
         self,
@@ -179,8 +167,8 @@ class HttpClient:
         `target` names the endpoint in errors (already redacted); `secrets` are scrubbed
         from every error text. `before_retry`, for requests that are not idempotent (a
         GitHub issue POST), runs before a retry that follows an ambiguous failure (5xx,
-        timeout, a connection lost after sending): returning False means the first attempt
-        did land, and raises RetryCancelledError instead of sending a twin.
+        timeout, a connection lost once connected): returning False means the first
+        attempt did land, and raises RetryCancelledError instead of sending a twin.
         """
         secrets = tuple(secrets)
         data, all_headers = None, dict(headers or {})
@@ -189,9 +177,7 @@ class HttpClient:
             all_headers.setdefault("Content-Type", "application/json; charset=utf-8")
         call = _Call(target, before_retry)
         token = _CALL.set(call)
-        # Errors are raised after the `try`, never inside an `except`: no chained exception
-        # (requests and urllib3 quote the URL in theirs).
-        failure = None
+        failure = None  # HttpError is raised after the `try`, so it chains no exception
         try:
             raw = self.session.request(
                 method,
@@ -201,13 +187,11 @@ class HttpClient:
                 timeout=self.timeout_seconds,
                 allow_redirects=False,
             )
-        except _URL_ERRORS as error:
-            failure = f"invalid URL ({type(error).__name__})"
-        except (OSError, urllib3.exceptions.HTTPError) as error:  # requests' errors are OSErrors
+        except ValueError as error:  # MissingSchema, InvalidURL, InvalidHeader: quote it
+            failure = f"invalid URL or header ({type(error).__name__})"
+        except (OSError, urllib3.exceptions.HTTPError) as error:  # requests' are OSErrors
             reason = _reason(error, self.timeout_seconds, secrets)
             failure = f"{reason} after {call.attempts} attempt(s)"
-        except ValueError as error:  # a header value http.client cannot encode, say
-            failure = f"invalid request ({type(error).__name__})"
         finally:
             _CALL.reset(token)
         if failure is not None:
@@ -217,26 +201,23 @@ class HttpClient:
         status = response.status
         if 200 <= status < 300:
             return response
-        excerpt = _excerpt(response, secrets)
-        if not _retryable(status, response.headers):
-            why = (
-                "a redirect, not followed: set the final URL"
-                if 300 <= status < 400
-                else "not retried: a client error does not go away by repeating it"
-            )
-            message = f"HTTP {status}{excerpt} ({why})"
-        elif call.waited_too_long:
-            message = (
-                f"HTTP {status}{excerpt}; the server asked to wait longer than "
-                f"{self.max_retry_after_seconds:.0f} s, giving up after {call.attempts} attempt(s)"
+        message = f"HTTP {status}{_excerpt(response, secrets)}"
+        if 300 <= status < 400:
+            message += " (a redirect, not followed: set the final URL)"
+        elif not _retryable(status, response.headers):
+            message += " (not retried: a client error does not go away by repeating it)"
+        elif call.attempts <= self.retries:  # urllib3 stopped early: see `_Retry.increment`
+            message += (
+                f"; the server asked to wait longer than {self.max_retry_after_seconds:.0f} s, "
+                f"giving up after {call.attempts} attempt(s)"
             )
         else:
-            message = f"HTTP {status}{excerpt} after {call.attempts} attempt(s)"
+            message += f" after {call.attempts} attempt(s)"
         raise HttpError(message, target=target, status=status, attempts=call.attempts)
 
 
 class _Retry(Retry):
-    """urllib3's Retry with the client's waits, GitHub's rate-limit 403, and `before_retry`."""
+    """urllib3's Retry, waiting through `HttpClient.sleep` (the first retry too)."""
 
     def __init__(self, *args: Any, client: HttpClient, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -246,40 +227,27 @@ class _Retry(Retry):
         return super().new(client=self.client, **kw)
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        # A 403 is retried only as GitHub's rate limit: `increment` reads its headers.
-        return super().is_retry(method, status_code, has_retry_after) or (
-            status_code == 403 and self._is_method_retryable(method)
-        )
+        # Every 403 goes on to `increment`, which has the headers that tell a rate limit.
+        return status_code == 403 or super().is_retry(method, status_code, has_retry_after)
 
     def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
+        self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kwargs: Any
     ) -> Self:
-        call = _CALL.get()
-        if response is not None:
-            wait = self.get_retry_after(response)
-            too_long = wait is not None and wait > self.client.max_retry_after_seconds
-            if too_long or not _retryable(response.status, response.headers):
-                if call is not None:
-                    call.waited_too_long = too_long
-                # With raise_on_status=False, urllib3 hands this answer back as the result.
-                raise MaxRetryError(_pool, url, ResponseError(f"HTTP {response.status}"))
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        if call is not None:
+        if response is not None and (
+            not _retryable(response.status, response.headers)
+            or (self.get_retry_after(response) or 0) > self.client.max_retry_after_seconds
+        ):  # with raise_on_status=False, urllib3 then returns this answer instead of raising
+            raise MaxRetryError(None, url, ResponseError(f"HTTP {response.status}"))
+        retry = super().increment(method, url, response, *args, **kwargs)
+        if call := _CALL.get():
             call.attempts += 1
         return retry
 
     def get_backoff_time(self) -> float:
-        """`backoff_factor * 2**(n-1)` before retry n: unlike urllib3's, the first one waits."""
         return min(self.backoff_max, self.backoff_factor * 2 ** (len(self.history) - 1))
 
     def get_retry_after(self, response: Any) -> float | None:
-        """Retry-After (seconds or a date; None if unreadable), else a 403's x-ratelimit-reset."""
+        """Retry-After (None when unreadable), else the x-ratelimit-reset of a GitHub 403."""
         try:
             seconds = super().get_retry_after(response)
         except InvalidHeader:
@@ -291,29 +259,19 @@ class _Retry(Retry):
 
     def sleep(self, response: Any = None) -> None:
         wait = self.get_retry_after(response) if response is not None else None
-        self.client.sleep(self.get_backoff_time() if wait is None else wait)
-        call = _CALL.get()
-        if call is None or call.before_retry is None or not self._ambiguous():
+        self.client.sleep(float(self.get_backoff_time() if wait is None else wait))
+        call, last = _CALL.get(), self.history[-1]
+        # Ambiguous, the request may have landed: a 5xx, or an error once connected.
+        connected = last.error is None or not self._is_connection_error(last.error)
+        if call is None or call.before_retry is None or (last.status or 500) < 500 or not connected:
             return
         try:
             landed = not call.before_retry()
         except Exception as error:
-            error.__context__ = None  # called inside urllib3's `except`: do not chain its error
+            error.__context__ = None  # raised inside urllib3's `except`: chain not its error
             raise
         if landed:
             raise RetryCancelledError(call.target) from None
-
-    def _ambiguous(self) -> bool:
-        """Whether the failed attempt may have reached the server (a 5xx, a timeout, a reset)."""
-        last = self.history[-1]
-        if last.error is not None:
-            return not self._is_connection_error(last.error)  # not even connected
-        return last.status is None or last.status >= 500
-
-
-def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """Session auth that adds nothing: without one, requests sends ~/.netrc credentials."""
-    return request
 
 
 def _retryable(status: int, headers: Mapping[str, str]) -> bool:
@@ -323,19 +281,13 @@ def _retryable(status: int, headers: Mapping[str, str]) -> bool:
     return status in RETRY_STATUSES
 
 
-def _reason(error: Exception, timeout_seconds: float, secrets: Iterable[str]) -> str:
-    """Why the last attempt failed, from the error urllib3 gave up on (its text has no URL)."""
-    cause = error.args[0] if error.args and isinstance(error.args[0], Exception) else error
-    if isinstance(cause, MaxRetryError):
-        cause = cause.reason or cause
-    if isinstance(error, requests.Timeout) or (
-        isinstance(cause, urllib3.exceptions.TimeoutError)
-        and not isinstance(cause, NewConnectionError)
-    ):
+def _reason(error: BaseException, timeout_seconds: float, secrets: Iterable[str]) -> str:
+    """The root cause, the socket's own error: requests' and urllib3's texts quote the URL."""
+    while (inner := error.__cause__ or error.__context__) is not None:
+        error = inner
+    if isinstance(error, TimeoutError):
         return f"timed out after {timeout_seconds:g} s"
-    if isinstance(cause, NewConnectionError) and cause.__cause__ is not None:
-        cause = cause.__cause__  # urllib3's own text starts with the connection's repr
-    return f"connection failed ({scrub(f'{type(cause).__name__}: {cause}', secrets)})"
+    return f"connection failed ({scrub(f'{type(error).__name__}: {error}', secrets)})"
 
 
 def _excerpt(response: HttpResponse, secrets: Iterable[str]) -> str:

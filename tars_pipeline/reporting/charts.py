@@ -30,6 +30,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
+from tars_pipeline.judge.direction import good_sign
+
 # A palette that survives greyscale printing: one accent, red for adverse, amber for
 # anomalies, soft fills for bands.
 INK = "#1f2937"
@@ -458,9 +460,9 @@ def _comparison_colour(row: Mapping[str, Any]) -> str:
     """Red: worse beyond the KPI's threshold; green: better beyond it; grey otherwise."""
     if row.get("adverse"):
         return ADVERSE
-    sign = {"lower_is_better": -1.0, "higher_is_better": 1.0}.get(row.get("direction") or "", 0)
     threshold = row.get("threshold_pct") or 10.0
-    return GOOD if sign * (row.get("change_pct") or 0.0) >= threshold else MUTED
+    helped = good_sign(row.get("direction")) * (row.get("change_pct") or 0.0)
+    return GOOD if helped >= threshold else MUTED
 
 
 # ---------------------------------------------------------------------------------------

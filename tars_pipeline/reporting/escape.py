@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import re
 
+# Re-exported: the Markdown renderers format a signed change with the judge's formatter.
+from tars_pipeline.judge.formatting import signed_pct
+
+__all__ = ["markdown", "signed_pct"]
+
 # Characters that can open emphasis, code, links, HTML or entities, or end a table cell,
 # anywhere in a line (CommonMark lets any ASCII punctuation be backslash-escaped).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|<>~&])")
@@ -17,8 +22,3 @@ def markdown(text: object) -> str:
     """Inline Markdown: special characters backslash-escaped, newlines folded."""
     flat = "".join(ch for ch in " ".join(str(text).split()) if ch.isprintable())
     return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
-
-
-def signed_pct(value: float | None, digits: int = 1) -> str:
-    """`+20.0 %`, or `n/a` where a relative change is undefined (a ~0 baseline)."""
-    return "n/a" if value is None else f"{value:+.{digits}f} %"

@@ -11,14 +11,22 @@ anything, `<script>` included. Jinja2's autoescape escapes every `{{ value }}`; 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import jinja2
 
+from tars_pipeline.judge.formatting import (
+    format_figure,
+    format_p_value,
+    format_signed,
+    format_significant,
+    format_usd,
+    magnitude_pct,
+    signed_pct,
+)
 from tars_pipeline.reporting.charts import build_charts
-from tars_pipeline.reporting.retrospective import SECTIONS, format_number, format_signed
+from tars_pipeline.reporting.retrospective import SECTIONS
 
 TEMPLATE = "retrospective.html.j2"
 
@@ -30,30 +38,9 @@ _EVIDENCE_KEYS = (
 )  # fmt: skip
 
 
-def format_p_value(value: float | None) -> str:
-    """p-values the way a reader expects: `< 1e-16` rather than a misleading 0."""
-    if value is None:
-        return "n/a"
-    return "< 1e-16" if value < 1e-16 else f"{value:.2g}"
-
-
-def format_usd(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None else f"${value:,.{digits}f}"
-
-
-def format_pct(value: float | None) -> str:
-    """A magnitude in percent: one decimal, or two significant digits below 0.1 %."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.1f} %" if abs(value) >= 0.1 or value == 0 else f"{value:.2g} %"
-
-
-def format_value(value: float | None) -> str:
-    """A measured value in its unit: four significant digits (99.95 stays 99.95, not 100.0),
-    thousands separated from 1,000 on."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+def _p_value(value: float | None) -> str:
+    """A p-value in a column headed p: `< 1e-16` rather than a misleading 0."""
+    return format_p_value(value, labelled=False)
 
 
 def evidence_items(evidence: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -64,13 +51,13 @@ def evidence_items(evidence: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         if value is None or isinstance(value, list | dict):
             continue
         if key == "p_value":
-            shown = format_p_value(value)
+            shown = _p_value(value)
         elif key in {"estimated_monthly_saving", "projected_monthly"}:
             shown = format_usd(value, 0)
         elif key == "change_pct":
-            shown = f"{format_signed(value)} %"
+            shown = signed_pct(value)
         elif isinstance(value, float):
-            shown = format_value(value)
+            shown = format_significant(value)
         else:
             shown = str(value)
         items.append((key.replace("_", " "), shown))
@@ -86,12 +73,13 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["num"] = format_number
+    # The same filters as the Markdown template's, plus the HTML table's own.
+    env.filters["num"] = format_figure
     env.filters["signed"] = format_signed
-    env.filters["pvalue"] = format_p_value
+    env.filters["pvalue"] = _p_value
     env.filters["usd"] = format_usd
-    env.filters["val"] = format_value
-    env.filters["pct"] = format_pct
+    env.filters["val"] = format_significant
+    env.filters["pct"] = magnitude_pct
     env.globals["evidence_items"] = evidence_items
     return env
 

@@ -9,7 +9,12 @@ import pandas as pd
 
 from tars_pipeline import __version__
 from tars_pipeline.config import Release, TarsConfig
-from tars_pipeline.reporting.escape import markdown
+from tars_pipeline.judge.day import DayAnalysis
+from tars_pipeline.judge.drift import DAY_COMPARISON_COLUMNS
+from tars_pipeline.judge.maintenance import windows_between
+from tars_pipeline.judge.seasonality import reference_dates
+from tars_pipeline.reporting.escape import markdown, signed_pct
+from tars_pipeline.reporting.jsonio import to_jsonable
 
 SCHEMA_VERSION = "1.0"
 
@@ -124,6 +129,55 @@ def day_summary(
     }
 
 
+def day_summary_doc(
+    release: Release,
+    day: int,
+    analysis: DayAnalysis,
+    config: TarsConfig,
+    *,
+    stored_anomalies: int,
+    reference_used: bool,
+) -> dict[str, Any]:
+    """day_NN_summary.json: `day_summary` plus the seasonal comparison columns of each drift
+    row, what was left out of the judgement, and the reference week used (if any)."""
+    health = analysis.health
+    summary = day_summary(
+        release,
+        day,
+        health={
+            "score": health.score,
+            "band": health.band,
+            "weighted_kpi_score": health.weighted_kpi_score,
+            "anomaly_penalty": health.anomaly_penalty,
+            "contributions": health.contributions,
+        },
+        drift=analysis.drift,
+        slo=analysis.slo,
+        cost=analysis.cost,
+        anomalies=analysis.anomalies,
+    )
+    keys = ["service", "kpi"]
+    summary["drift"] = summary["drift"].merge(
+        analysis.drift[[*keys, *DAY_COMPARISON_COLUMNS]], on=keys, how="left"
+    )
+    start, end = release.day_bounds(day)
+    summary["data_quality"] = {
+        "dropped_samples": analysis.dropped,
+        "maintenance_excluded_samples": analysis.excluded,
+        "maintenance_windows": [
+            window.model_dump(mode="json")
+            for window in windows_between(config.maintenance_windows, start, end)
+        ],
+        "anomalies_in_maintenance": stored_anomalies - len(analysis.anomalies),
+    }
+    summary["reference_week"] = (
+        {"dates": [d.isoformat() for d in reference_dates(release, day) or ()]}
+        if reference_used
+        else None
+    )
+    return summary
+
+
 def anomaly_events_doc(release: Release, events: pd.DataFrame, z_threshold: float) -> dict:
     ordered = events.sort_values(["day", "start"]) if len(events) else events
     return {
@@ -133,3 +187,33 @@ def anomaly_events_doc(release: Release, events: pd.DataFrame, z_threshold: floa
         "count": len(events),
         "events": ordered,
     }
+
+
+def regression_summary_doc(
+    release: Release, days: list[int], judgement: dict[str, Any]
+) -> dict[str, Any]:
+    """regression_summary.json: the window's judgement with the days it covers."""
+    return to_jsonable(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "release": {
+                "name": release.name,
+                "ga_date": release.ga_date.isoformat(),
+                "timezone": release.timezone,
+                "window_days": release.window_days,
+            },
+            "days_analysed": days,
+            "complete": days == list(range(1, release.window_days + 1)),
+            **judgement,
+        }
+    )
+
+
+def ranking_markdown(degradations: list[dict[str, Any]]) -> str:
+    """The degradations, worst first, one Markdown line each (the UI's asset page)."""
+    ranking = "\n".join(
+        f"{rank}. **{d['severity']}** {markdown(d['kpi'])} on {markdown(d['service'])}: "
+        f"{signed_pct(d['change_pct'])} (day {d['day_first']}, {d['status']})"
+        for rank, d in enumerate(degradations, start=1)
+    )
+    return ranking or "_No degradations._"

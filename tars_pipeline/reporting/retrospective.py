@@ -11,7 +11,6 @@ dashboard reading the JSON can draw the same pictures.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,8 @@ import pandas as pd
 
 from tars_pipeline import __version__
 from tars_pipeline.config import KpiDefinition, Release
+from tars_pipeline.judge.direction import adverse_sign
+from tars_pipeline.judge.formatting import finite_or_none, format_figure, format_signed
 from tars_pipeline.reporting import escape
 from tars_pipeline.reporting.jsonio import to_jsonable
 from tars_pipeline.reporting.outputs import SCHEMA_VERSION
@@ -219,8 +220,8 @@ def kpi_daily_series(
     for (service, kpi_name), rows in drift.sort_values("day").groupby(["service", "kpi"]):
         kpi = kpis.get(str(kpi_name))
         first = rows.iloc[0]
-        baseline = _finite_or_none(first["baseline_value"])
-        threshold_pct = _finite_or_none(first["threshold_pct"])
+        baseline = finite_or_none(first["baseline_value"])
+        threshold_pct = finite_or_none(first["threshold_pct"])
         # `relative` is stored per day but depends only on the baseline: all or none.
         relative = bool(rows["relative"].all()) and baseline is not None
         band = None
@@ -233,8 +234,8 @@ def kpi_daily_series(
             days.append(
                 {
                     "day": day,
-                    "value": _finite_or_none(row["observed_value"]),
-                    "drift_pct": _finite_or_none(row["drift_pct"]),
+                    "value": finite_or_none(row["observed_value"]),
+                    "drift_pct": finite_or_none(row["drift_pct"]),
                     "flagged": bool(row["flagged"]),
                     "anomalies": anomaly_counts.get((str(service), str(kpi_name), day), 0),
                 }
@@ -369,7 +370,7 @@ def _window_kpi_values(week: ReleaseWeek, kpis: Mapping[str, KpiDefinition]) -> 
     for (service, kpi_name), rows in stats.groupby(["service", "kpi"]):
         kpi = kpis.get(str(kpi_name))
         column = kpi.statistic if kpi is not None and kpi.statistic in rows else "mean"
-        finite = [v for v in rows[column].tolist() if _finite_or_none(v) is not None]
+        finite = [v for v in rows[column].tolist() if finite_or_none(v) is not None]
         if finite:
             values[(str(service), str(kpi_name))] = sum(finite) / len(finite)
     return values
@@ -412,8 +413,7 @@ def compare_releases(
         change = (value - old) / abs(old) * 100.0 if abs(old) >= near_zero and old else None
         direction = kpi.direction if kpi is not None else "neutral"
         threshold = kpi.threshold_pct if kpi is not None else 10.0
-        sign = {"lower_is_better": 1.0, "higher_is_better": -1.0}.get(direction, 0.0)
-        adverse = change is not None and sign * change >= threshold
+        adverse = change is not None and adverse_sign(direction) * change >= threshold
         kpi_rows.append(
             {
                 "service": service,
@@ -458,28 +458,6 @@ def compare_releases(
     }
 
 
-def _finite_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def format_number(value: Any, digits: int = 2) -> str:
-    """A figure for a report: `n/a` for missing, thousands separated, fixed decimals."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:,.{digits}f}"
-
-
-def format_signed(value: Any, digits: int = 1) -> str:
-    """A change with its sign (`+20.0`), `n/a` where it is undefined."""
-    return "n/a" if value is None else f"{value:+.{digits}f}"
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("tars_pipeline", "templates"),
@@ -490,7 +468,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,  # Markdown: every value from a source goes through the md filter
     )
     env.filters["md"] = escape.markdown
-    env.filters["num"] = format_number
+    env.filters["num"] = format_figure
     env.filters["signed"] = format_signed
     return env
 

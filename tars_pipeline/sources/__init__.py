@@ -7,7 +7,7 @@ from tars_pipeline.errors import TarsUserError
 from tars_pipeline.sources.base import MetricSource
 from tars_pipeline.sources.prometheus import (
     Progress,
-    PrometheusResource,
+    PrometheusClient,
     PrometheusSource,
     Warn,
     terminal_progress,
@@ -15,30 +15,21 @@ from tars_pipeline.sources.prometheus import (
 from tars_pipeline.sources.snapshot import SnapshotSource
 
 
-def prometheus_resource(config: TarsConfig) -> PrometheusResource:
-    """The Prometheus connection the config describes; an empty one for other sources."""
-    if isinstance(config.source, PrometheusSourceConfig):
-        base_dir = config.config_path.parent if config.config_path else None
-        return PrometheusResource.from_source_config(config.source, base_dir=base_dir)
-    return PrometheusResource()
-
-
 def build_source(
     config: TarsConfig,
     *,
-    prometheus: PrometheusResource | None = None,
     progress: Progress | None = None,
     warn: Warn | None = None,
 ) -> MetricSource:
-    """The metric source to read.
+    """The metric source the config's `source:` block describes.
 
-    A configured `prometheus` resource wins over the config's source: that is how the
-    CLIs' --prometheus-url reaches the assets, which load the config from its file.
+    The config already carries the effective source: a CLI's --prometheus-url is applied
+    with `with_prometheus_url` before the config reaches here (the `tars_config` resource
+    does that for the assets). A relative `source.ca_bundle` is taken from tars.yaml's folder.
     """
-    if prometheus is not None and prometheus.enabled:
-        return PrometheusSource(prometheus, progress=progress, warn=warn)
     if isinstance(config.source, PrometheusSourceConfig):
-        return PrometheusSource(prometheus_resource(config), progress=progress, warn=warn)
+        base_dir = config.config_path.parent if config.config_path else None
+        return PrometheusSource(config.source, base_dir=base_dir, progress=progress, warn=warn)
     if isinstance(config.source, SnapshotSourceConfig):
         return SnapshotSource(config.source.path)
     raise TarsUserError(
@@ -50,10 +41,9 @@ def build_source(
 
 __all__ = [
     "MetricSource",
-    "PrometheusResource",
+    "PrometheusClient",
     "PrometheusSource",
     "SnapshotSource",
     "build_source",
-    "prometheus_resource",
     "terminal_progress",
 ]

@@ -19,9 +19,11 @@ What this module takes care of, because Prometheus will not:
   KPI to fix. Nothing is stored for a day whose fetch failed: the asset writes only after
   `fetch_day` returns.
 
-The HTTP client is prometheus-api-client's `PrometheusConnect`, configured by the
-`PrometheusResource` (a Dagster resource, so the UI shows the connection and secrets stay
-in environment variables via `dg.EnvVar`).
+The HTTP client is prometheus-api-client's `PrometheusConnect`, configured from the
+validated `source:` block itself (`PrometheusSourceConfig`, with --prometheus-url already
+applied by `with_prometheus_url`). The config only *names* the environment variables that
+hold credentials; they are read when a client connects and kept nowhere else, so nothing
+Dagster serialises or logs (resources, run config, the config object) holds a secret.
 """
 
 from __future__ import annotations
@@ -35,13 +37,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from urllib3.util.retry import Retry
 
 from tars_pipeline import __version__
@@ -61,6 +62,8 @@ RETRY_AFTER_CAP_SECONDS = 30.0
 """A server asking for a longer pause than this (Retry-After) is not waited for longer."""
 PLACEHOLDER = re.compile(r"\{(service|service_label|rate_window)\}")
 """The placeholders of a KPI query; any other `{...}` is PromQL's own (label matchers)."""
+URL_SETTING = "source.url / --prometheus-url"
+"""Where a wrong URL is fixed, for error messages: tars.yaml, or a CLI's flag."""
 
 Progress = Callable[[str], None]
 Warn = Callable[[str], None]
@@ -183,97 +186,20 @@ def run_progress(tags: Mapping[str, str]) -> Progress | None:
     return stderr_progress if tags.get(PROGRESS_TAG) == "terminal" else None
 
 
-# --- The resource --------------------------------------------------------------------------------
+# --- Credentials --------------------------------------------------------------------------------
 
 
-class PrometheusResource(dg.ConfigurableResource):
-    """Connection to a Prometheus-compatible query API (Prometheus, Thanos, Mimir, ...).
-
-    Built from `source:` in tars.yaml (or the CLIs' --prometheus-url). Credentials are
-    `dg.EnvVar`s, so the UI and the run config show the variable's name, never the secret.
-    An empty `url` means "no Prometheus": the config's own (snapshot) source is used.
-    """
-
-    url: str = Field(default="", description="Base URL of the API; empty: not configured.")
-    url_origin: str = Field(
-        default="source.url / --prometheus-url",
-        description="Where the URL came from, for error messages.",
-    )
-    bearer_token: str | None = Field(default=None, description="Sent as Authorization: Bearer.")
-    bearer_token_env: str | None = None
-    username: str | None = Field(default=None, description="Basic-auth user.")
-    username_env: str | None = None
-    password: str | None = Field(default=None, description="Basic-auth password.")
-    password_env: str | None = None
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra headers, e.g. X-Scope-OrgID."
-    )
-    verify_tls: bool = True
-    ca_bundle: str | None = Field(default=None, description="PEM CA bundle for TLS.")
-    timeout_seconds: float = 30.0
-    retries: int = 3
-    retry_backoff_seconds: float = 0.5
-    max_points_per_query: int = MAX_POINTS_PER_SERIES
-    service_label: str = "service"
-    rate_window: str = "5m"
-    services_match: str = "http_requests_total"
-
-    @classmethod
-    def from_source_config(
-        cls,
-        source: PrometheusSourceConfig,
-        *,
-        base_dir: Path | None = None,
-        url_origin: str = "source.url / --prometheus-url",
-    ) -> PrometheusResource:
-        """The resource for a `source: {type: prometheus}` block.
-
-        A credential is passed as `dg.EnvVar` only when its variable is set, so an
-        unauthenticated Prometheus needs no variables at all.
-        """
-        secrets: dict[str, Any] = {}
-        for field, env_name in (
-            ("bearer_token", source.bearer_token_env),
-            ("username", source.username_env),
-            ("password", source.password_env),
-        ):
-            if env_name and os.environ.get(env_name):
-                secrets[field] = dg.EnvVar(env_name)
-        ca_bundle = source.ca_bundle
-        if ca_bundle is not None and not ca_bundle.is_absolute() and base_dir is not None:
-            ca_bundle = base_dir / ca_bundle
-        return cls(
-            url=source.url,
-            url_origin=url_origin,
-            bearer_token_env=source.bearer_token_env,
-            username_env=source.username_env,
-            password_env=source.password_env,
-            headers=dict(source.headers),
-            verify_tls=source.verify_tls,
-            ca_bundle=str(ca_bundle) if ca_bundle is not None else None,
-            timeout_seconds=source.timeout_seconds,
-            retries=source.retries,
-            retry_backoff_seconds=source.retry_backoff_seconds,
-            max_points_per_query=source.max_points_per_query,
-            service_label=source.service_label,
-            rate_window=source.rate_window,
-            services_match=source.services_match,
-            **secrets,
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.url)
-
-    def client(self) -> PrometheusClient:
-        return PrometheusClient(self)
+def _from_env(name: str | None) -> str | None:
+    """The value of the environment variable `name`; None when unnamed, unset or empty."""
+    return (os.environ.get(name) or None) if name else None
 
 
-def _secret(value: str | None) -> str | None:
-    """A credential's value; outside a Dagster run an `EnvVar` is still its name."""
-    if isinstance(value, dg.EnvVar):
-        return value.get_value()
-    return value
+def _resolve_ca_bundle(source: PrometheusSourceConfig, base_dir: Path | None) -> Path | None:
+    """`source.ca_bundle`, a relative path taken from `base_dir` (tars.yaml's folder)."""
+    ca_bundle = source.ca_bundle
+    if ca_bundle is not None and not ca_bundle.is_absolute() and base_dir is not None:
+        return base_dir / ca_bundle
+    return ca_bundle
 
 
 class _CappedRetry(Retry):
@@ -288,40 +214,46 @@ class _CappedRetry(Retry):
 
 
 class PrometheusClient:
-    """`PrometheusConnect`, configured from the resource, with errors a user can act on.
+    """`PrometheusConnect`, configured from the source config, with errors a user can act on.
+
+    Credentials are read from the variables the config names when the client is made, and
+    go only to the HTTP session; the client itself keeps which kind was sent, not its value.
 
     prometheus-api-client reports an HTTP error as an exception whose text holds the status
     and a bytes repr of the body; a response hook keeps the last response so the status and
     Prometheus's own `error` text can be read properly instead.
     """
 
-    def __init__(self, settings: PrometheusResource):
+    def __init__(self, settings: PrometheusSourceConfig, *, base_dir: Path | None = None):
         self.settings = settings
         self.url = settings.url.rstrip("/")
         self._last_response: requests.Response | None = None
-        self.bearer_token = _secret(settings.bearer_token)
-        username, password = _secret(settings.username), _secret(settings.password)
-        if self.bearer_token and username:
+        bearer_token = _from_env(settings.bearer_token_env)
+        username = _from_env(settings.username_env)
+        password = _from_env(settings.password_env)
+        if bearer_token and username:
             raise TarsUserError(
                 "both a bearer token and basic-auth credentials are set",
                 where=f"${settings.bearer_token_env} and ${settings.username_env}",
                 remedy="set only one of them for this Prometheus",
             )
-        session = requests.Session()
-        # requests' `verify`: a CA bundle path verifies against it, True against the system
-        # store, False not at all (only when verify_tls is explicitly off).
-        session.verify = (settings.ca_bundle or True) if settings.verify_tls else False
-        if settings.verify_tls and settings.ca_bundle and not Path(settings.ca_bundle).is_file():
+        # Which credentials go with each request, for error messages; never their value.
+        self.sends: str | None = "bearer" if bearer_token else "basic" if username else None
+        ca_bundle = _resolve_ca_bundle(settings, base_dir)
+        if settings.verify_tls and ca_bundle is not None and not ca_bundle.is_file():
             raise TarsUserError(
-                f"CA bundle {settings.ca_bundle} does not exist",
+                f"CA bundle {ca_bundle} does not exist",
                 where="source.ca_bundle",
                 remedy="point it at the PEM file of the CA that signed the server's certificate",
             )
+        session = requests.Session()
+        # requests' `verify`: a CA bundle path verifies against it, True against the system
+        # store, False not at all (only when verify_tls is explicitly off).
+        session.verify = (str(ca_bundle) if ca_bundle else True) if settings.verify_tls else False
         session.hooks["response"].append(self._remember)
         headers = {"User-Agent": f"tars-observability/{__version__}", **settings.headers}
-        if self.bearer_token:
-            headers["Authorization"] = f"Bearer {self.bearer_token}"
-        self.auth = (username, password or "") if username else None
+        if bearer_token:
+            headers["Authorization"] = f"Bearer {bearer_token}"
         retry = _CappedRetry(
             total=settings.retries,
             connect=settings.retries,
@@ -337,7 +269,7 @@ class PrometheusClient:
         self.connection = PrometheusConnect(
             url=self.url,
             headers=headers,
-            auth=self.auth,
+            auth=(username, password or "") if username else None,
             retry=retry,
             session=session,
             timeout=settings.timeout_seconds,  # type: ignore[arg-type]  # float is fine
@@ -399,7 +331,7 @@ class PrometheusClient:
         except requests.exceptions.JSONDecodeError:
             raise TarsUserError(
                 f"{self.url} answered, but not with Prometheus API JSON ({doing})",
-                where=self.settings.url_origin,
+                where=URL_SETTING,
                 remedy="use the base URL of the query API, e.g. http://prometheus:9090 "
                 "(Mimir and some proxies serve it under a path such as /prometheus)",
             ) from None
@@ -408,7 +340,7 @@ class PrometheusClient:
         except (KeyError, TypeError) as error:
             raise TarsUserError(
                 f"unexpected answer from {self.url} ({doing}): missing {error}",
-                where=self.settings.url_origin,
+                where=URL_SETTING,
                 remedy="check that the URL is a Prometheus-compatible query API",
             ) from None
 
@@ -420,9 +352,9 @@ class PrometheusClient:
 
     def _credentials_note(self) -> str:
         settings = self.settings
-        if self.bearer_token:
+        if self.sends == "bearer":
             return f"a bearer token from ${settings.bearer_token_env} was sent"
-        if self.auth:
+        if self.sends == "basic":
             return f"basic auth as ${settings.username_env} was sent"
         names = " or ".join(
             f"${name}"
@@ -462,7 +394,7 @@ class PrometheusClient:
         if status == 404:
             return TarsUserError(
                 f"no Prometheus query API at {self.url} ({detail})",
-                where=self.settings.url_origin,
+                where=URL_SETTING,
                 remedy="use the API's base URL: http://host:9090 for Prometheus, "
                 "the /prometheus prefix for Mimir",
             )
@@ -501,7 +433,7 @@ class PrometheusClient:
         if names & {"NameResolutionError", "gaierror"}:
             return TarsUserError(
                 f"cannot resolve the host {urlsplit(self.url).hostname!r} while {doing}",
-                where=self.settings.url_origin,
+                where=URL_SETTING,
                 remedy="check the host name in the URL and the machine's DNS",
             )
         if isinstance(error, requests.exceptions.Timeout) or names & {
@@ -520,12 +452,12 @@ class PrometheusClient:
             return TarsUserError(
                 f"cannot connect to Prometheus at {host}: connection refused "
                 f"({self._attempts()}) while {doing}",
-                where=self.settings.url_origin,
+                where=URL_SETTING,
                 remedy="check that Prometheus is running and listening at that address",
             )
         return TarsUserError(
             f"request to {self.url} failed while {doing}: {innermost}",
-            where=self.settings.url_origin,
+            where=URL_SETTING,
         )
 
 
@@ -551,14 +483,20 @@ class PrometheusSource:
 
     def __init__(
         self,
-        settings: PrometheusResource,
+        settings: PrometheusSourceConfig,
         *,
+        base_dir: Path | None = None,
         progress: Progress | None = None,
         warn: Warn | None = None,
     ):
         self.settings = settings
+        self.base_dir = base_dir
         self.progress = progress
         self.warn = warn or (lambda message: None)
+
+    def client(self) -> PrometheusClient:
+        """A connection for one fetch; credentials are read from the environment now."""
+        return PrometheusClient(self.settings, base_dir=self.base_dir)
 
     def fetch_day(
         self,
@@ -572,7 +510,7 @@ class PrometheusSource:
         day = release.day_of(start)
         start_ms, end_ms = _epoch_ms(start), _epoch_ms(end)
         frames: list[pd.DataFrame] = []
-        with self.settings.client() as client:
+        with self.client() as client:
             services = list(release.services) or self.discover_services(client, release, end)
             for index, kpi in enumerate(kpis, start=1):
                 if self.progress:

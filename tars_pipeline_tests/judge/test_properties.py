@@ -31,9 +31,10 @@ from tars_pipeline.config import (
     TarsConfig,
     default_kpis,
 )
+from tars_pipeline.judge.compare import compare_samples
 from tars_pipeline.judge.drift import compare_day
+from tars_pipeline.judge.drifts import classify_trend
 from tars_pipeline.judge.health import score_day
-from tars_pipeline.judge.regression import classify_trend, compare_samples
 from tars_pipeline.judge.seasonality import date_bounds
 from tars_pipeline_tests.scenarios.harness import judge_days
 

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from tars_pipeline.judge.recommendations import build_action_items, build_recommendations
-from tars_pipeline_tests.judge.test_cost import analyse
-from tars_pipeline_tests.judge.test_regression import (
+from tars_pipeline_tests.judge.release_week import (
     release_week_degradations,
     release_week_unexpected_drifts,
 )
+from tars_pipeline_tests.judge.test_cost import analyse
 
 AVAILABILITY_MET = {
     "service": "api-gateway",

@@ -4,10 +4,11 @@ it waits, and that no secret reaches an error message."""
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
-from tars_pipeline.notify.http import HttpClient, HttpError, redact_url
+from tars_pipeline.notify.http import HttpClient, HttpError, RetryCancelledError, redact_url
 from tars_pipeline_tests.notify.conftest import SLACK_PATH, Sleeps
 from tars_pipeline_tests.notify.server import Answer, FakeServer
 
@@ -103,6 +104,35 @@ def test_github_secondary_rate_limit_403_is_retried(http, server, sleeps):
     server.script(SLACK_PATH, limited, Answer(200))
     post(http, server)
     assert sleeps == [2.0]
+
+
+def test_github_primary_rate_limit_403_waits_for_the_reset(http, server, sleeps):
+    exhausted = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 5)}
+    server.script(SLACK_PATH, Answer(403, {"message": "API rate limit exceeded"}, exhausted))
+    post(http, server)
+    assert len(sleeps) == 1 and 0 < sleeps[0] <= 5
+    assert len(server.requests_to(SLACK_PATH)) == 2
+
+
+def test_a_timed_out_post_asks_before_retrying_and_a_landed_one_is_not_resent(server):
+    http = HttpClient(timeout_seconds=0.3, retries=2, backoff_seconds=0.0, sleep=Sleeps())
+    server.script(SLACK_PATH, Answer(200, delay_seconds=1.0))
+    asked = []
+
+    def still_missing() -> bool:
+        asked.append(True)
+        return False  # it landed after all
+
+    with pytest.raises(RetryCancelledError):
+        http.request("POST", server.url + SLACK_PATH, target="T", before_retry=still_missing)
+    assert asked == [True] and len(server.requests_to(SLACK_PATH)) == 1
+
+
+def test_a_rate_limited_retry_does_not_ask_whether_the_request_landed(http, server):
+    server.script(SLACK_PATH, Answer(429, "slow down", {"Retry-After": "1"}), Answer(200))
+    url = server.url + SLACK_PATH
+    http.request("POST", url, target="T", before_retry=lambda: pytest.fail("asked"))
+    assert len(server.requests_to(SLACK_PATH)) == 2
 
 
 def test_redact_url_keeps_host_and_drops_credentials_and_tokens():

@@ -15,7 +15,8 @@ from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG
 from tars_pipeline.config import TarsConfig, load_config
-from tars_pipeline.graph import build_assets, build_resources
+from tars_pipeline.definitions import ASSETS
+from tars_pipeline.resources import ReportsResource, StoreResource, TarsConfigResource
 from tars_pipeline.sensors import register_releases
 from tars_pipeline.store import open_store, replace_document
 from tars_pipeline_tests.conftest import DEMO_RELEASE, write_config
@@ -48,13 +49,16 @@ def week_config(tmp_path: Path, notifications_settings: dict[str, Any]) -> TarsC
 
 
 def materialize(config: TarsConfig, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    assets = build_assets(config)  # the graph includes release_notifications
     return dg.materialize(
-        assets,
+        ASSETS,
         selection=["release_notifications"],
         partition_key=DEMO_RELEASE,
         instance=instance,
-        resources=build_resources(config),
+        resources={
+            "tars_config": TarsConfigResource(config_path=str(config.config_path)),
+            "duckdb": StoreResource(),
+            "reports": ReportsResource(),
+        },
         raise_on_error=False,
     )
 

@@ -45,6 +45,19 @@ ESCAPE_PROBE_SERVICE = 'we"ird\\svc\nx'
 """A label value with a quote, a backslash and a line break, backfilled beside the week."""
 READY_TIMEOUT_SECONDS = 60
 SECONDS_IN_MS_GUARD = 10**11  # a Unix time in seconds is below this until the year 5138
+CREDENTIAL_VARIABLES = (
+    "TARS_PROMETHEUS_TOKEN",
+    "TARS_PROMETHEUS_USERNAME",
+    "TARS_PROMETHEUS_PASSWORD",
+)
+"""The variables a default `source:` block reads credentials from, at connection time."""
+
+
+@pytest.fixture(autouse=True)
+def _no_prometheus_credentials_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's exported token must not reach the test servers; a test sets its own."""
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 def in_ci() -> bool:

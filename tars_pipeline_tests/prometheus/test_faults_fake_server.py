@@ -12,12 +12,11 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 
-import dagster as dg
 import pytest
 
-from tars_pipeline.config import Release, default_kpis
+from tars_pipeline.config import PrometheusSourceConfig, Release, default_kpis
 from tars_pipeline.errors import TarsUserError
-from tars_pipeline.sources.prometheus import PrometheusResource, PrometheusSource
+from tars_pipeline.sources.prometheus import PrometheusSource
 from tars_pipeline_tests.prometheus.fake_server import Answer, FakePrometheus, prometheus_error
 
 RELEASE = Release(name="v9", ga_date=dt.date(2026, 3, 3), timezone="UTC", services=("api-gateway",))
@@ -34,11 +33,11 @@ def fake() -> Iterator[FakePrometheus]:
 
 
 def _fetch(fake: FakePrometheus, **settings: object):
-    resource = PrometheusResource(
+    config = PrometheusSourceConfig(
         url=fake.url,
         **{"retries": 2, "retry_backoff_seconds": 0.01, "timeout_seconds": 5.0, **settings},
     )
-    return PrometheusSource(resource).fetch_day(RELEASE, START, END, THROUGHPUT, 60)
+    return PrometheusSource(config).fetch_day(RELEASE, START, END, THROUGHPUT, 60)
 
 
 def _queries(fake: FakePrometheus) -> list:
@@ -96,12 +95,7 @@ def test_a_bearer_token_is_sent_and_never_shown(
     monkeypatch.setenv("MY_PROM_TOKEN", "s3cret-token")
     fake.script(Answer(403, "Forbidden"))
     with pytest.raises(TarsUserError) as failure:
-        _fetch(
-            fake,
-            bearer_token=dg.EnvVar("MY_PROM_TOKEN"),
-            bearer_token_env="MY_PROM_TOKEN",
-            headers={"X-Scope-OrgID": "team-a"},
-        )
+        _fetch(fake, bearer_token_env="MY_PROM_TOKEN", headers={"X-Scope-OrgID": "team-a"})
     sent = _queries(fake)[0].headers
     assert sent["Authorization"] == "Bearer s3cret-token"
     assert sent["X-Scope-OrgID"] == "team-a"
@@ -109,8 +103,12 @@ def test_a_bearer_token_is_sent_and_never_shown(
     assert "s3cret-token" not in str(failure.value)
 
 
-def test_basic_auth_and_tenant_header_reach_the_server(fake: FakePrometheus) -> None:
-    fetch = _fetch(fake, username="tars", password="pw", headers={"X-Scope-OrgID": "tenant-1"})
+def test_basic_auth_and_tenant_header_reach_the_server(
+    fake: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARS_PROMETHEUS_USERNAME", "tars")  # the config's default variables
+    monkeypatch.setenv("TARS_PROMETHEUS_PASSWORD", "pw")
+    fetch = _fetch(fake, headers={"X-Scope-OrgID": "tenant-1"})
     sent = _queries(fake)[0].headers
     assert sent["Authorization"] == "Basic " + base64.b64encode(b"tars:pw").decode()
     assert sent["X-Scope-OrgID"] == "tenant-1"
@@ -162,8 +160,8 @@ def test_a_kpi_with_one_series_per_instance_asks_for_aggregation(fake: FakeProme
 def test_services_are_discovered_when_the_release_lists_none(fake: FakePrometheus) -> None:
     release = RELEASE.model_copy(update={"services": ()})
     fake.script(Answer(200, {"status": "success", "data": ["search", "api-gateway"]}))
-    resource = PrometheusResource(url=fake.url, retries=0)
-    fetch = PrometheusSource(resource).fetch_day(release, START, END, THROUGHPUT, 60)
+    config = PrometheusSourceConfig(url=fake.url, retries=0)
+    fetch = PrometheusSource(config).fetch_day(release, START, END, THROUGHPUT, 60)
     label_call = fake.seen[0]
     assert label_call.path == "/api/v1/label/service/values"
     assert label_call.query["match[]"] == "http_requests_total"

@@ -10,7 +10,6 @@ import re
 import shutil
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pytest
 
@@ -23,10 +22,10 @@ from tars_pipeline.config import (
     load_config,
 )
 from tars_pipeline.errors import TarsUserError
-from tars_pipeline.sources import build_source, prometheus_resource
+from tars_pipeline.sources import build_source
 from tars_pipeline.sources.prometheus import (
     MAX_POINTS_PER_SERIES,
-    PrometheusResource,
+    PrometheusClient,
     PrometheusSource,
     merge_chunks,
     parse_values,
@@ -203,11 +202,12 @@ def test_bad_prometheus_settings_are_named(tmp_path: Path, settings: dict, messa
         load_config(path)
 
 
-def test_credentials_come_from_the_environment_as_dagster_env_vars(
+def test_credentials_are_read_from_the_environment_when_connecting_never_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TARS_PROMETHEUS_TOKEN", "s3cret-token")
     monkeypatch.delenv("TARS_PROMETHEUS_USERNAME", raising=False)
+    (tmp_path / "ca.pem").write_text("not read before a request\n", encoding="utf-8")
     path = write_config(
         tmp_path,
         source={
@@ -217,22 +217,50 @@ def test_credentials_come_from_the_environment_as_dagster_env_vars(
             "ca_bundle": "ca.pem",
         },
     )
-    resource = prometheus_resource(load_config(path))
-    assert isinstance(resource.bearer_token, dg.EnvVar)
-    assert resource.bearer_token.env_var_name == "TARS_PROMETHEUS_TOKEN"
-    assert resource.username is None
-    assert "s3cret-token" not in repr(resource)
-    assert resource.headers == {"X-Scope-OrgID": "team-a"}
-    assert resource.ca_bundle == str(tmp_path / "ca.pem")  # relative to tars.yaml
+    config = load_config(path)
+    source = build_source(config)
+    assert isinstance(source, PrometheusSource) and source.settings is config.source
+    # The config (what the tars_config resource hands out) only names the variable.
+    assert config.source.bearer_token_env == "TARS_PROMETHEUS_TOKEN"
+    assert "s3cret-token" not in repr(config) and "s3cret-token" not in repr(vars(source))
+    assert "s3cret-token" not in config.model_dump_json()
+    with source.client() as client:
+        assert client.sends == "bearer"
+        assert "s3cret-token" not in repr(vars(client))
+        assert client.connection.headers["Authorization"] == "Bearer s3cret-token"
+        assert client.connection.auth is None  # no basic-auth user
+        assert client.connection.headers["X-Scope-OrgID"] == "team-a"
+        assert client.connection._session.verify == str(tmp_path / "ca.pem")  # beside tars.yaml
+    # Read at connection time: a token exported later is used by the next fetch.
+    monkeypatch.setenv("TARS_PROMETHEUS_TOKEN", "rotated")
+    with PrometheusClient(config.source, base_dir=tmp_path) as client:
+        assert client.connection.headers["Authorization"] == "Bearer rotated"
+    # An empty variable is no credential.
+    monkeypatch.setenv("TARS_PROMETHEUS_TOKEN", "")
+    with PrometheusClient(config.source, base_dir=tmp_path) as client:
+        assert client.sends is None and "Authorization" not in client.connection.headers
 
 
-def test_the_configured_resource_wins_over_a_snapshot_source(tmp_path: Path) -> None:
+def test_a_bearer_token_and_basic_auth_together_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MY_TOKEN", "t")
+    monkeypatch.setenv("MY_USER", "u")
+    settings = PrometheusSourceConfig(
+        url="http://p:9090", bearer_token_env="MY_TOKEN", username_env="MY_USER"
+    )
+    with pytest.raises(TarsUserError, match=re.escape("$MY_TOKEN and $MY_USER: both a bearer")):
+        PrometheusClient(settings)
+
+
+def test_the_configs_source_picks_the_adapter(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))
     assert isinstance(config.source, SnapshotSourceConfig)
     assert isinstance(build_source(config), SnapshotSource)
-    assert isinstance(build_source(config, prometheus=PrometheusResource()), SnapshotSource)
-    chosen = build_source(config, prometheus=PrometheusResource(url="http://p:9090"))
+    chosen = build_source(with_prometheus_url(config, "http://p:9090"))
     assert isinstance(chosen, PrometheusSource)
+    assert chosen.settings.url == "http://p:9090"
+    assert chosen.base_dir == tmp_path.resolve()
 
 
 def test_prometheus_url_replaces_a_snapshot_source_and_keeps_prometheus_settings(

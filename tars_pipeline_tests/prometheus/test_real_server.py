@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tars_pipeline.config import KpiDefinition, Release, default_kpis
+from tars_pipeline.config import KpiDefinition, PrometheusSourceConfig, Release, default_kpis
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.sources.prometheus import (
-    PrometheusResource,
+    PrometheusClient,
     PrometheusSource,
     render_query,
 )
@@ -49,14 +49,14 @@ def custom_kpi(name: str, query: str, **fields: object) -> KpiDefinition:
     )
 
 
-def resource(url: str, **settings: object) -> PrometheusResource:
+def source_config(url: str, **settings: object) -> PrometheusSourceConfig:
     defaults: dict[str, object] = {
         "rate_window": "1m",  # the week is scraped every 60 s: one step per rate()
         "retries": 1,
         "retry_backoff_seconds": 0.01,
         "timeout_seconds": 10.0,
     }
-    return PrometheusResource(url=url, **{**defaults, **settings})
+    return PrometheusSourceConfig(url=url, **{**defaults, **settings})
 
 
 def fetch(
@@ -73,7 +73,7 @@ def fetch(
     release = server.release.model_copy(update={"services": services})
     start, end = release.day_bounds(day)
     source = PrometheusSource(
-        resource(url or server.url, **settings),
+        source_config(url or server.url, **settings),
         warn=warnings.append if warnings is not None else None,
     )
     return source.fetch_day(release, start, end, kpis, step_seconds)
@@ -111,7 +111,7 @@ def test_a_short_step_is_split_into_queries_prometheus_accepts(
     kpi = KPIS["cost_compute"]
     release = prometheus_server.release
     start, end = release.day_bounds(0)
-    with resource(prometheus_server.url).client() as client:
+    with PrometheusClient(source_config(prometheus_server.url)) as client:
         # One query for the whole day at 5 s would be 17,280 points: Prometheus says no.
         query = render_query(
             kpi.query, service="checkout", service_label="service", rate_window="1m"
@@ -187,7 +187,7 @@ def test_a_hostile_service_name_matches_nothing_instead_of_everything(
     naive = kpi.query.replace("{service_label}", "service").replace("{rate_window}", "1m")
     naive = naive.replace("{service}", hostile)
     start, end = prometheus_server.release.day_bounds(0)
-    with resource(prometheus_server.url).client() as client:
+    with PrometheusClient(source_config(prometheus_server.url)) as client:
         injected = client.query_range(naive, start, end, 3600, kpi=kpi, service=hostile)
     assert injected and injected[0]["values"]
 
@@ -201,7 +201,7 @@ def test_a_label_value_with_quote_backslash_and_newline_is_matched_exactly(
     )
     start = release.day_bounds(7)[1]  # the probe's hour, right after the week
     end = start + dt.timedelta(hours=1)
-    fetched = PrometheusSource(resource(prometheus_server.url)).fetch_day(
+    fetched = PrometheusSource(source_config(prometheus_server.url)).fetch_day(
         release, start, end, [probe], 60
     )
     by_service = fetched.samples.groupby("service")["value"].agg(["count", "min", "max"])

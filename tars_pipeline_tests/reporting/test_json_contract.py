@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from tars_pipeline.cli.runner import RunFailedError
+from tars_pipeline.errors import RunFailedError
 from tars_pipeline.reporting import schema
 from tars_pipeline_tests.conftest import DEMO_RELEASE, DemoWeek
 
@@ -159,7 +159,7 @@ def test_a_document_without_schema_version_is_refused() -> None:
 def test_the_asset_refuses_a_model_that_breaks_the_contract_and_writes_nothing(
     demo_week: DemoWeek, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tars_pipeline.assets import retrospective as asset_module
+    from tars_pipeline.reporting import week as asset_module
 
     original = asset_module.build_retrospective
 

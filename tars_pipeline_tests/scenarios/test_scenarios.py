@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from tars_pipeline.assets.daily_summary import reference_for_day
 from tars_pipeline.config import MaintenanceWindow
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.day import reference_for_day
 from tars_pipeline_tests.scenarios.generator import (
     CHECKOUTS,
     GA_DATE,

@@ -1,0 +1,339 @@
+"""Degradations: the KPIs that got significantly worse over the window (SPEC §3 "Regression").
+
+The judge's steps for each (service, KPI), Kayenta-style:
+
+1. pre-filter (`severity.crosses_threshold`): only the days whose adverse drift crossed the
+   degradation threshold are candidates;
+2. compare (`compare.compare_samples`): GA-day samples vs the day's, hour-matched;
+3. classify: a candidate day degraded when the comparison is ranked, significant and in
+   the bad direction (`Comparison.is_adverse`); severity by `severity.severity_of`;
+4. explain (`explain.degradation`, `explain.severity_reasons`).
+
+`find_degradations` returns one `Degradation` per (service, KPI) that degraded on at least
+one day; `Degradation.as_record()` is the JSON record of `regression_summary.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tars_pipeline.config import KpiDefinition
+from tars_pipeline.judge import explain
+from tars_pipeline.judge.compare import Comparison, compare_samples
+from tars_pipeline.judge.direction import has_bad_side
+from tars_pipeline.judge.finding import KpiFinding
+from tars_pipeline.judge.formatting import finite_or_none
+from tars_pipeline.judge.seasonality import hour_matched_values, with_local_hour
+from tars_pipeline.judge.severity import (
+    SEVERITY_RANK,
+    Severity,
+    SloImpact,
+    crosses_threshold,
+    severity_of,
+    slo_impacts,
+)
+
+_EMPTY = np.empty(0, dtype="float64")
+_KEYS = ["service", "kpi"]
+
+
+@dataclass(frozen=True)
+class Degradation(KpiFinding):
+    """One (service, KPI) that degraded, with the numbers of its worst day.
+
+    The worst day is the degraded day with the largest adverse drift; `comparison` and
+    `worst_slo` are that day's. `resolved`: the last analysed day is not degraded and back
+    below threshold. `p_threshold` is the significance level the days were tested at.
+    """
+
+    statistic: str
+    severity: Severity
+    days_degraded: tuple[int, ...]
+    worst_day: int
+    baseline: float | None
+    observed: float | None
+    change_pct: float | None
+    abs_change: float | None
+    adverse_drift_pct: float | None
+    threshold_pct: float
+    comparison: Comparison
+    baseline_method: str | None
+    weekday_factor: float | None
+    resolved: bool
+    worst_slo: SloImpact | None
+    slo_breached: bool
+    slo_exhausted: bool
+    p_threshold: float
+
+    @property
+    def threshold_multiple(self) -> float | None:
+        """Adverse drift ÷ threshold; None when the baseline is ~0 (no percentage)."""
+        adverse = self.adverse_drift_pct
+        return adverse / self.threshold_pct if adverse is not None else None
+
+    @property
+    def status(self) -> str:
+        return "resolved" if self.resolved else "ongoing"
+
+    def as_record(self) -> dict:
+        """The JSON record: kpi, kpi_title, service, kind, unit, direction, statistic,
+        severity, severity_reasons, day_first, worst_day, baseline / observed / change_pct /
+        abs_change / adverse_drift_pct (worst day), threshold_pct, threshold_multiple,
+        p_value, u_statistic, effect_size, effect_magnitude, days_degraded, zero_heavy,
+        nonzero_baseline_pct / nonzero_observed_pct, baseline_method, weekday_factor,
+        status, slo, slo_utilisation (worst day), slo_breached, slo_exhausted, explanation.
+        """
+        comparison, slo = self.comparison, self.worst_slo
+        return {
+            **self.identity(),
+            "statistic": self.statistic,
+            "severity": self.severity.level,
+            "severity_reasons": explain.severity_reasons(self.severity),
+            "day_first": self.days_degraded[0],
+            "worst_day": self.worst_day,
+            "baseline": self.baseline,
+            "observed": self.observed,
+            "change_pct": self.change_pct,
+            "abs_change": self.abs_change,
+            "adverse_drift_pct": self.adverse_drift_pct,
+            "threshold_pct": self.threshold_pct,
+            "threshold_multiple": self.threshold_multiple,
+            "p_value": comparison.p_value,
+            "u_statistic": comparison.u_statistic,
+            "effect_size": comparison.effect_size,
+            "effect_magnitude": comparison.effect_magnitude,
+            "days_degraded": list(self.days_degraded),
+            "zero_heavy": comparison.zero_heavy,
+            "nonzero_baseline_pct": comparison.nonzero_baseline_pct,
+            "nonzero_observed_pct": comparison.nonzero_observed_pct,
+            "baseline_method": self.baseline_method,
+            "weekday_factor": self.weekday_factor,
+            "status": self.status,
+            "slo": slo.slo if slo is not None else None,
+            "slo_utilisation": slo.utilisation if slo is not None else None,
+            "slo_breached": self.slo_breached,
+            "slo_exhausted": self.slo_exhausted,
+            "explanation": explain.degradation(self),
+        }
+
+
+@dataclass(frozen=True)
+class _DegradedDay:
+    day: int
+    drift: Mapping
+    comparison: Comparison
+
+
+def _normalised(keys: list[str], key: tuple) -> tuple:
+    return tuple(int(part) if k == "day" else part for k, part in zip(keys, key, strict=True))
+
+
+def _grouped_frames(samples: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
+    if samples is None or samples.empty:
+        return {}
+    frame = samples[[*keys, "hour", "value"]]
+    return {_normalised(keys, key): rows for key, rows in frame.groupby(keys, sort=False)}
+
+
+def _grouped_values(samples: pd.DataFrame, keys: list[str]) -> dict[tuple, np.ndarray]:
+    if samples is None or samples.empty:
+        return {}
+    values = samples["value"].to_numpy(dtype="float64")
+    groups = samples.groupby(keys, sort=False).indices
+    return {_normalised(keys, key): values[positions] for key, positions in groups.items()}
+
+
+def _matched_values(
+    baseline: pd.DataFrame | None, day: pd.DataFrame | None, weekday_factor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    if baseline is None or day is None:
+        empty_base = baseline["value"].to_numpy("float64") if baseline is not None else _EMPTY
+        empty_day = day["value"].to_numpy("float64") if day is not None else _EMPTY
+        return empty_base, empty_day
+    return hour_matched_values(baseline, day, weekday_factor)
+
+
+class _Samples:
+    """The two sides of each candidate KPI-day's rank test: whole days, or (with a timezone)
+    the same local hours the drift step compared."""
+
+    def __init__(self, baseline: pd.DataFrame, day: pd.DataFrame, timezone: str | None) -> None:
+        self.hour_matched = (
+            timezone is not None
+            and baseline is not None
+            and day is not None
+            and "ts" in baseline.columns
+            and "ts" in day.columns
+        )
+        if self.hour_matched:
+            self.baseline_frames = _grouped_frames(with_local_hour(baseline, timezone), _KEYS)
+            self.day_frames = _grouped_frames(with_local_hour(day, timezone), [*_KEYS, "day"])
+        else:
+            self.baseline_values = _grouped_values(baseline, _KEYS)
+            self.day_values = _grouped_values(day, [*_KEYS, "day"])
+
+    def sides(self, service: str, kpi: str, day: int, row: Mapping) -> tuple[np.ndarray, ...]:
+        if self.hour_matched:
+            return _matched_values(
+                self.baseline_frames.get((service, kpi)),
+                self.day_frames.get((service, kpi, day)),
+                finite_or_none(row.get("weekday_factor")) or 1.0,
+            )
+        return (
+            self.baseline_values.get((service, kpi), _EMPTY),
+            self.day_values.get((service, kpi, day), _EMPTY),
+        )
+
+
+def find_degradations(
+    drift: pd.DataFrame,
+    baseline_samples: pd.DataFrame,
+    day_samples: pd.DataFrame,
+    slo_status: pd.DataFrame,
+    kpis: Mapping[str, KpiDefinition],
+    *,
+    p_value: float,
+    degradation_threshold_pct: Callable[[KpiDefinition], float],
+    well_inside_utilisation: float,
+    last_day: int,
+    timezone: str | None = None,
+    zero_heavy_share: float = 0.5,
+) -> list[Degradation]:
+    """One `Degradation` per (service, KPI) that degraded on at least one day of 1..N.
+
+    A KPI-day is a degradation when the KPI is not cost-kind and has a bad direction, its
+    adverse drift is ≥ `degradation_threshold_pct(kpi)` (or, with a ~0 baseline, the drift
+    step flagged a move the bad way), AND the two-sided Mann-Whitney U test of the GA-day
+    samples vs that day's samples gives p < `p_value`, AND Cliff's delta points the bad way.
+    A shifted mean without a shifted distribution (one spike) is therefore not a regression;
+    a KPI-day without samples on either side is a "no_data" comparison and not judged one.
+    Sorted by severity, then adverse drift (largest first).
+
+    `slo_status`: day, service, kpi, slo, utilisation, breached, exhausted (window budget
+    ≥ 100 %); may be empty.
+
+    With `timezone` (and a `ts` column in both sample frames) the rank test compares the
+    same local hours the drift step compared (`seasonality.hour_matched_values`): baseline
+    samples of the hours the day has, × the drift row's `weekday_factor` when present, so
+    a partial day is not "significantly lower" for missing its peak. Series with at least
+    `zero_heavy_share` zeros pooled read their effect size among untied pairs
+    (`compare_samples`).
+    """
+    if drift is None or drift.empty:
+        return []
+    drift = drift[drift["day"] >= 1]
+    samples = _Samples(baseline_samples, day_samples, timezone)
+    impacts = slo_impacts(slo_status)
+    exhausted_keys = {(key[0], key[1]) for key, impact in impacts.items() if impact.exhausted}
+
+    degradations: list[Degradation] = []
+    for (service, kpi_name), rows in drift.groupby(["service", "kpi"], sort=True):
+        kpi = kpis.get(kpi_name)
+        if kpi is None or kpi.kind == "cost" or not has_bad_side(kpi.direction):
+            continue
+        threshold = degradation_threshold_pct(kpi)
+        by_day = {int(row["day"]): row for row in rows.to_dict("records")}
+        degraded: list[_DegradedDay] = []
+        for day in sorted(by_day):
+            row = by_day[day]
+            if not crosses_threshold(row, threshold):
+                continue
+            base_values, observed_values = samples.sides(service, kpi_name, day, row)
+            comparison = compare_samples(
+                base_values, observed_values, zero_heavy_share=zero_heavy_share
+            )
+            if comparison.is_adverse(p_value, kpi.direction):
+                degraded.append(_DegradedDay(day, row, comparison))
+        if not degraded:
+            continue
+        degradations.append(
+            _degradation(
+                service=service,
+                kpi=kpi,
+                degraded=degraded,
+                last_row=by_day.get(last_day),
+                last_day=last_day,
+                threshold=threshold,
+                impacts=impacts,
+                exhausted=(service, kpi_name) in exhausted_keys,
+                p_value=p_value,
+                well_inside_utilisation=well_inside_utilisation,
+            )
+        )
+    return sorted(
+        degradations,
+        key=lambda d: (
+            SEVERITY_RANK[d.severity.level],
+            d.adverse_drift_pct is None,
+            -(d.adverse_drift_pct or 0.0),
+            d.service,
+            d.kpi.name,
+        ),
+    )
+
+
+def _worst(days: Sequence[_DegradedDay]) -> _DegradedDay:
+    def badness(entry: _DegradedDay) -> tuple[float, float]:
+        adverse = finite_or_none(entry.drift.get("adverse_drift_pct"))
+        change = finite_or_none(entry.drift.get("adverse_change"))
+        return (adverse if adverse is not None else -1.0, change or 0.0)
+
+    return max(days, key=badness)
+
+
+def _degradation(
+    *,
+    service: str,
+    kpi: KpiDefinition,
+    degraded: Sequence[_DegradedDay],
+    last_row: Mapping | None,
+    last_day: int,
+    threshold: float,
+    impacts: Mapping[tuple[str, str, int], SloImpact],
+    exhausted: bool,
+    p_value: float,
+    well_inside_utilisation: float,
+) -> Degradation:
+    worst = _worst(degraded)
+    drift = worst.drift
+    adverse = finite_or_none(drift.get("adverse_drift_pct")) if drift["relative"] else None
+    day_impacts = [impacts.get((service, kpi.name, entry.day)) for entry in degraded]
+    severity = severity_of(
+        threshold_multiple=adverse / threshold if adverse is not None else None,
+        effect_magnitude=worst.comparison.effect_magnitude,
+        impacts=day_impacts,
+        well_inside_utilisation=well_inside_utilisation,
+        budget_exhausted=exhausted,  # a window fact: it counts even on days without a row
+    )
+    degraded_days = tuple(entry.day for entry in degraded)
+    resolved = (
+        last_row is not None
+        and last_day not in degraded_days
+        and not crosses_threshold(last_row, threshold)
+    )
+    return Degradation(
+        kpi=kpi,
+        service=service,
+        statistic=drift.get("statistic", kpi.statistic),
+        severity=severity,
+        days_degraded=degraded_days,
+        worst_day=worst.day,
+        baseline=finite_or_none(drift["baseline_value"]),
+        observed=finite_or_none(drift["observed_value"]),
+        change_pct=finite_or_none(drift.get("drift_pct")),
+        abs_change=finite_or_none(drift.get("abs_change")),
+        adverse_drift_pct=adverse,
+        threshold_pct=threshold,
+        comparison=worst.comparison,
+        baseline_method=drift.get("baseline_method"),
+        weekday_factor=finite_or_none(drift.get("weekday_factor")),
+        resolved=resolved,
+        worst_slo=impacts.get((service, kpi.name, worst.day)),
+        slo_breached=any(i is not None and i.breached for i in day_impacts),
+        slo_exhausted=exhausted,
+        p_threshold=p_value,
+    )

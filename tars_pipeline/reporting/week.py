@@ -1,0 +1,69 @@
+"""The retrospective's data model from a release's stored week: recommendations, the
+comparison with the previous release, and the model every renderer draws from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.judge.recommendations import recommend
+from tars_pipeline.reporting.retrospective import (
+    ReleaseWeek,
+    build_retrospective,
+    compare_releases,
+)
+
+Week = dict[str, pd.DataFrame]  # store.read_week: table name -> every day's rows
+
+
+def _release_week(name: str, week: Week | None) -> ReleaseWeek | None:
+    if week is None or week["health"].empty:
+        return None
+    return ReleaseWeek(name, week["health"], week["daily_stats"], week["cost_daily"])
+
+
+def retrospective_model(
+    release: Release,
+    config: TarsConfig,
+    regression: dict[str, Any],
+    week: Week,
+    previous: Week | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The JSON-ready model and the warnings an operator should see (a previous release
+    named in the config with nothing stored)."""
+    kpis = config.kpis_by_name
+    notes: list[str] = []
+    comparison = None
+    if release.previous_release:
+        current = ReleaseWeek(release.name, week["health"], week["daily_stats"], week["cost_daily"])
+        comparison = compare_releases(
+            current,
+            _release_week(release.previous_release, previous),
+            kpis,
+            previous_name=release.previous_release,
+        )
+        if not comparison["available"]:
+            notes.append(
+                f"previous_release {release.previous_release} has no stored week; "
+                "the report leaves the comparison out"
+            )
+    recommendations, action_items = recommend(
+        regression, cost_growth_pct=config.cost.growth_hint_pct
+    )
+    model = build_retrospective(
+        release,
+        regression=regression,
+        health=week["health"],
+        contributions=week["health_contributions"],
+        anomalies=week["anomaly_events"],
+        recommendations=recommendations,
+        action_items=action_items,
+        drift=week["drift"],
+        kpis=kpis,
+        health_bands=config.health.bands,
+        cost_daily=week["cost_daily"],
+        comparison=comparison,
+    )
+    return model, notes

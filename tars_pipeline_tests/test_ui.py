@@ -1,0 +1,256 @@
+"""The UI's side of the week, on a real webserver and daemon: 'Materialize all' runs a
+backfill of the whole graph, and a run a CLI launched is re-executed from the UI.
+
+The instance settings in dagster.yaml queue the runs one at a time, so no run fails on
+DuckDB's single-writer lock. The daemon is Dagster's own, with its clocks driven: the queue
+is read every second (`dequeue_interval_seconds`) and the backfill daemon, whose 30 s loop
+interval is a constant in Dagster 1.13, is started with that constant set to 1 s (see
+`DAEMON`). Everything else is as `make dev` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG, Progress, Runner
+from tars_pipeline.config import load_config
+from tars_pipeline.sensors import register_releases
+from tars_pipeline.store import read_document
+from tars_pipeline_tests.conftest import DAILY, DEMO_RELEASE, REPO, write_config
+
+pytestmark = pytest.mark.slow
+
+ASSETS = [
+    "kpi_samples",
+    "baseline",
+    "anomaly_events",
+    "daily_summary",
+    "regression_summary",
+    "retrospective",
+]
+LAUNCH = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+STATUS = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _graphql(port: int, query: str, variables: dict) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body
+    return body["data"]
+
+
+# `dagster-daemon run`, with the backfill daemon's loop interval (a module constant in 1.13,
+# 30 s) at 1 s: the test then waits for work, not for ticks.
+DAEMON = (
+    "import dagster._daemon.controller as c; c.DEFAULT_DAEMON_INTERVAL_SECONDS = 1; "
+    "from dagster._daemon.cli import main; main()"
+)
+FAST_QUEUE = """
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+"""
+
+
+class DagsterUI:
+    """dagster-webserver and dagster-daemon on loopback, on a fresh DAGSTER_HOME."""
+
+    def __init__(self, folder: Path, config: Path):
+        self.port = _free_port()
+        self.home = folder / "dagster_home"
+        self.home.mkdir()
+        settings = PACKAGED_INSTANCE_CONFIG.read_text(encoding="utf-8")
+        settings = settings.replace(
+            "concurrency:\n  runs:\n    max_concurrent_runs: 1\n", "concurrency:\n"
+        )
+        (self.home / "dagster.yaml").write_text(settings + FAST_QUEUE, encoding="utf-8")
+        self.log = folder / "dagster-ui.log"
+        self.env = {**os.environ, "DAGSTER_HOME": str(self.home), "TARS_CONFIG": str(config)}
+        self.processes: list[subprocess.Popen] = []
+
+    def _spawn(self, command: list[str]) -> None:
+        with self.log.open("a") as log:
+            self.processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=REPO,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+
+    def start(self) -> None:
+        bin_dir = Path(sys.executable).parent
+        webserver = [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml"]
+        self._spawn([*webserver, "-h", "127.0.0.1", "-p", str(self.port)])
+        self._spawn([sys.executable, "-c", DAEMON, "run", "-w", "workspace.yaml"])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for process in self.processes:
+                assert process.poll() is None, self.log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/server_info", timeout=5):
+                    return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(1)
+        raise AssertionError("the webserver did not come up:\n" + self.log.read_text()[-3000:])
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def wait_for_run(self, run_id: str, timeout: float = 180) -> dg.DagsterRunStatus:
+        deadline = time.monotonic() + timeout
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            while time.monotonic() < deadline:
+                run = instance.get_run_by_id(run_id)
+                if run is not None and run.is_finished:
+                    return run.status
+                time.sleep(1)
+        raise AssertionError(f"run {run_id} did not finish:\n" + self.log.read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DagsterUI, Path]]:
+    tmp_path = tmp_path_factory.mktemp("ui")
+    releases = [
+        {
+            "name": DEMO_RELEASE,
+            "ga_date": "2026-03-03",
+            "timezone": "America/New_York",
+            "window_days": 2,
+        }
+    ]
+    config = write_config(tmp_path, releases=releases)
+    server = DagsterUI(tmp_path, config)
+    with dg.DagsterInstance.from_config(str(server.home)) as instance:
+        register_releases(instance, [DEMO_RELEASE])
+    server.start()
+    try:
+        yield server, tmp_path
+    finally:
+        server.stop()
+
+
+def test_materialize_all_from_the_ui_completes_without_lock_failures(dagster_ui) -> None:
+    server, folder = dagster_ui
+    params = {"assetSelection": [{"path": [name]} for name in ASSETS], "allPartitions": True}
+    deadline = time.monotonic() + 90
+    while True:  # the code location may still be loading
+        launched = _graphql(server.port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+        if launched["__typename"] == "LaunchBackfillSuccess" or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+
+    status = None
+    deadline = time.monotonic() + 480
+    while time.monotonic() < deadline:
+        status = _graphql(server.port, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if status.get("status") in {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED"}:
+            break
+        time.sleep(3)
+    log_tail = server.log.read_text()[-4000:]
+    assert status and status.get("status") in {"COMPLETED", "COMPLETED_SUCCESS"}, (status, log_tail)
+
+    with dg.DagsterInstance.from_config(str(server.home)) as instance:
+        runs = instance.get_run_records()
+        assert runs, "the backfill launched no runs"
+        failed = [
+            r.dagster_run.run_id
+            for r in runs
+            if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS
+        ]
+        assert not failed, (failed, log_tail)
+    with duckdb.connect(str(folder / "data" / "tars.duckdb"), read_only=True) as conn:
+        retrospective = read_document(conn, DEMO_RELEASE, "retrospective")
+    assert retrospective is not None
+    assert [h["day"] for h in retrospective["health_scores"]] == [0, 1, 2]
+    assert (folder / "out" / DEMO_RELEASE / "GA_7DAY_RETROSPECTIVE.md").is_file()
+
+
+REEXECUTE = """
+mutation($params: ReexecutionParams!) {
+  launchPipelineReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId jobName } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+
+def test_a_run_the_cli_launched_is_re_executed_from_the_ui(dagster_ui, monkeypatch) -> None:
+    server, folder = dagster_ui
+    monkeypatch.chdir(REPO)
+    config = load_config(folder / "tars.yaml")
+    with dg.DagsterInstance.from_config(str(server.home)) as instance:
+        runner = Runner(config, instance=instance, progress=Progress(enabled=False))
+        parent = runner.day(config.release(DEMO_RELEASE), 1, DAILY)
+    assert instance_run_job(server, parent.run_id) == "tars_day"
+
+    params = {"parentRunId": parent.run_id, "strategy": "ALL_STEPS"}
+    launched = _graphql(server.port, REEXECUTE, {"params": params})["launchPipelineReexecution"]
+
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    assert launched["run"]["jobName"] == "tars_day"
+    assert server.wait_for_run(launched["run"]["runId"]) == dg.DagsterRunStatus.SUCCESS
+
+
+def instance_run_job(server: DagsterUI, run_id: str) -> str:
+    with dg.DagsterInstance.from_config(str(server.home)) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.remote_job_origin is not None
+        assert run.remote_job_origin.location_name == "tars"
+        return run.job_name

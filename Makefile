@@ -36,9 +36,9 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	@echo "Retrospective: $(OUT)/GA_7DAY_RETROSPECTIVE.md"
 	@echo "HTML report:   $(OUT)/GA_7DAY_RETROSPECTIVE.html (open it in a browser)"
 
-## test: the whole suite (real Dagster instance, real DuckDB files)
+## test: the whole suite (real Dagster instance, real DuckDB files), one worker per core
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 ## test-fast: the pure core (the judge, the reports' formatting, config) in seconds
 test-fast: $(STAMP)

@@ -168,7 +168,7 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dagst
             "name": DEMO_RELEASE,
             "ga_date": "2026-03-03",
             "timezone": "America/New_York",
-            "window_days": 2,
+            "window_days": 1,
         }
     ]
     config = write_config(tmp_path, releases=releases)
@@ -216,7 +216,7 @@ def test_materialize_all_from_the_ui_completes_without_lock_failures(dagster_ui)
     with duckdb.connect(str(folder / "data" / "tars.duckdb"), read_only=True) as conn:
         retrospective = read_document(conn, DEMO_RELEASE, "retrospective")
     assert retrospective is not None
-    assert [h["day"] for h in retrospective["health_scores"]] == [0, 1, 2]
+    assert [h["day"] for h in retrospective["health_scores"]] == [0, 1]
     assert (folder / "out" / DEMO_RELEASE / "GA_7DAY_RETROSPECTIVE.md").is_file()
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tars_pipeline import PHASE, __version__
-from tars_pipeline.cli import anomaly_csv
 from tars_pipeline.config import CONFIG_ENV_VAR, Release, TarsConfig, load_config
 from tars_pipeline.errors import RunFailedError, TarsUserError
 from tars_pipeline.reporting import RETRO_HTML, RETRO_JSON, RETRO_MD
@@ -218,6 +217,8 @@ _csv_mode.add_argument(
 
 
 def _anomaly_csv(args: argparse.Namespace) -> int:
+    from tars_pipeline.cli import anomaly_csv  # the detector, without Dagster
+
     def given(value: object, default: object) -> object:
         return default if value is None else value
 

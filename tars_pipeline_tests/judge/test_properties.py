@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -170,6 +171,7 @@ def verdict_of(result: dict[str, Any]) -> str:
 
 
 @PROPERTY_SETTINGS
+@pytest.mark.slow
 @given(week=weeks())
 def test_a_random_week_never_breaks_the_judgement(week: dict[int, pd.DataFrame]) -> None:
     result = run(week)
@@ -198,6 +200,7 @@ def test_a_random_week_never_breaks_the_judgement(week: dict[int, pd.DataFrame])
 
 
 @PROPERTY_SETTINGS
+@pytest.mark.slow
 @given(week=weeks(), seed=st.integers(min_value=0, max_value=2**16))
 def test_the_verdict_is_idempotent_and_ignores_row_order(
     week: dict[int, pd.DataFrame], seed: int

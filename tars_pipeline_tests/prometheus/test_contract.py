@@ -40,7 +40,13 @@ import pandas as pd
 import pytest
 
 from tars_pipeline.config import TarsConfig, load_config
-from tars_pipeline_tests.conftest import DEMO_RELEASE, run_the_week, week_runner, write_config
+from tars_pipeline_tests.conftest import (
+    DEMO_RELEASE,
+    DemoWeek,
+    run_the_week,
+    week_runner,
+    write_config,
+)
 from tars_pipeline_tests.prometheus.conftest import TIMEZONE, PrometheusServer
 
 pytestmark = pytest.mark.slow
@@ -84,10 +90,12 @@ def run_week(folder: Path, config_path: Path, shift: dt.timedelta) -> Week:
 
 @pytest.fixture(scope="module")
 def weeks(
-    prometheus_server: PrometheusServer, tmp_path_factory: pytest.TempPathFactory
+    prometheus_server: PrometheusServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    demo_week: DemoWeek,
 ) -> Iterator[tuple[Week, Week]]:
-    snapshot_folder = tmp_path_factory.mktemp("snapshot_week")
-    snapshot = run_week(snapshot_folder, write_config(snapshot_folder), dt.timedelta(0))
+    # The snapshot side is the session's demo week: the same graph on the bundled files.
+    snapshot = Week(demo_week.config, demo_week.folder / "out", dt.timedelta(0))
     prometheus_folder = tmp_path_factory.mktemp("prometheus_week")
     config_path = write_config(
         prometheus_folder,

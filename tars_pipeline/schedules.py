@@ -34,7 +34,7 @@ from tars_pipeline.assets.notifications import release_notifications
 from tars_pipeline.assets.regression_summary import regression_summary
 from tars_pipeline.assets.retrospective import retrospective
 from tars_pipeline.config import Release
-from tars_pipeline.partitions import day_key, release_day_key
+from tars_pipeline.partitions import release_day_key
 from tars_pipeline.resources import TarsConfigResource
 
 NIGHTLY_CRON = "59 23 * * *"
@@ -96,76 +96,65 @@ def _slug(timezone: str) -> str:
 def zone_schedules(timezone: str) -> list[dg.ScheduleDefinition]:
     """The 23:59 and 00:15 schedules for the releases of one timezone."""
 
-    def releases(tars_config: TarsConfigResource) -> list[Release]:
-        return [r for r in tars_config.load().releases if r.timezone == timezone]
-
-    @dg.schedule(
-        name=f"tars_nightly_{_slug(timezone)}",
-        cron_schedule=NIGHTLY_CRON,
-        execution_timezone=timezone,
-        job=day_job,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"23:59 {timezone}: the ending day's partition of each release in it.",
-    )
-    def nightly(
-        context: dg.ScheduleEvaluationContext, tars_config: TarsConfigResource
-    ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-        at = context.scheduled_execution_time
-        due = due_days(releases(tars_config), at)
-        if not due:
-            yield dg.SkipReason(f"no release window covers {at.date().isoformat()}")
-        for item in due:
-            yield dg.RunRequest(
-                run_key=f"{item.release}/{day_key(item.day)}/{at.date().isoformat()}",
-                partition_key=release_day_key(item.release, item.day),
-            )
-
-    def follow_up(
+    def schedule(
         name: str,
+        cron: str,
         job: dg.UnresolvedAssetJobDefinition,
-        ended: Callable[[DueDay], bool],
+        due: Callable[[Sequence[Release], dt.datetime], list[DueDay]],
         partition_key: Callable[[DueDay], str | dg.MultiPartitionKey],
         what: str,
     ) -> dg.ScheduleDefinition:
         @dg.schedule(
             name=f"tars_{name}_{_slug(timezone)}",
-            cron_schedule=FOLLOW_UP_CRON,
+            cron_schedule=cron,
             execution_timezone=timezone,
             job=job,
             default_status=dg.DefaultScheduleStatus.RUNNING,
-            description=f"00:15 {timezone}: {what}.",
+            description=f"{cron} ({timezone}): {what}.",
         )
         def _schedule(
             context: dg.ScheduleEvaluationContext, tars_config: TarsConfigResource
         ) -> Iterator[dg.RunRequest | dg.SkipReason]:
             at = context.scheduled_execution_time
-            due = [d for d in finished_days(releases(tars_config), at) if ended(d)]
-            if not due:
-                yield dg.SkipReason(f"nothing due: {what}")
-            for item in due:
+            releases = [r for r in tars_config.load().releases if r.timezone == timezone]
+            items = due(releases, at)
+            if not items:
+                yield dg.SkipReason(f"on {at.date().isoformat()}, nothing due: {what}")
+            for item in items:
+                key = partition_key(item)
                 yield dg.RunRequest(
-                    run_key=f"{item.release}/{name}/{at.date().isoformat()}",
-                    partition_key=partition_key(item),
+                    run_key=f"{item.release}/{name}/{at.date().isoformat()}/{key}",
+                    partition_key=key,
                 )
 
         return _schedule
 
-    baseline_after_ga_day = follow_up(
-        "baseline",
-        baseline_job,
-        lambda d: d.day == 0,
-        lambda d: release_day_key(d.release, 0),
-        "the baseline of each release whose GA day ended yesterday",
-    )
-    close_after_last_day = follow_up(
-        "close",
-        close_job,
-        lambda d: d.final,
-        lambda d: d.release,
-        "the Day-7 work of each release whose window ended yesterday",
-    )
-
-    return [nightly, baseline_after_ga_day, close_after_last_day]
+    return [
+        schedule(
+            "nightly",
+            NIGHTLY_CRON,
+            day_job,
+            due_days,
+            lambda d: release_day_key(d.release, d.day),
+            "the ending day's partition of each release whose window covers it",
+        ),
+        schedule(
+            "baseline",
+            FOLLOW_UP_CRON,
+            baseline_job,
+            lambda releases, at: [d for d in finished_days(releases, at) if d.day == 0],
+            lambda d: release_day_key(d.release, 0),
+            "the baseline of each release whose GA day ended yesterday",
+        ),
+        schedule(
+            "close",
+            FOLLOW_UP_CRON,
+            close_job,
+            lambda releases, at: [d for d in finished_days(releases, at) if d.final],
+            lambda d: d.release,
+            "the Day-7 work of each release whose window ended yesterday",
+        ),
+    ]
 
 
 def build_schedules(timezones: Sequence[str]) -> list[dg.ScheduleDefinition]:

@@ -19,60 +19,71 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.anomaly import EVENT_COLUMNS
+from tars_pipeline.judge.day import SLO_COLUMNS
+from tars_pipeline.judge.drift import DAY_COMPARISON_COLUMNS, DRIFT_COLUMNS
+from tars_pipeline.judge.health import CONTRIBUTION_COLUMNS
+from tars_pipeline.judge.stats import HOURLY_PROFILE_COLUMNS, SUMMARY_COLUMNS
 
 # 2: drift gained the seasonal comparison columns, health_contributions their reasons.
 SCHEMA_VERSION = 2
 
-_STATS = (
-    "mean DOUBLE, p50 DOUBLE, p95 DOUBLE, p99 DOUBLE, min DOUBLE, max DOUBLE, "
-    "stddev DOUBLE, sample_count BIGINT"
-)
+# Every column's DuckDB type, by name: a name means the same thing in every table.
+COLUMN_TYPES: dict[str, str] = {
+    **dict.fromkeys(
+        ("service", "kpi", "slo", "statistic", "baseline_method", "resource_type", "band",
+         "reason", "direction", "severity", "kind"),
+        "VARCHAR",
+    ),
+    **dict.fromkeys(("ts", "start", "end", "peak_ts"), "TIMESTAMPTZ"),
+    **dict.fromkeys(
+        ("sample_count", "expected_points", "points"), "BIGINT"
+    ),
+    **dict.fromkeys(("hour", "hours_compared", "max_hourly_drift_hour"), "INTEGER"),
+    **dict.fromkeys(
+        ("relative", "flagged", "compliant", "breached", "slo_breached"), "BOOLEAN"
+    ),
+    "body": "JSON",
+}  # fmt: skip
+
+# table name -> its columns after the leading `release, day`. The judge owns what its steps
+# produce (drift, SLO status, contributions, events, statistics); the store keeps them.
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "samples": ("service", "kpi", "ts", "value"),
+    "coverage": ("service", "kpi", "expected_points", "points"),
+    "baseline_stats": SUMMARY_COLUMNS,
+    "baseline_profile": HOURLY_PROFILE_COLUMNS,
+    "daily_stats": SUMMARY_COLUMNS,
+    # The KPI's catalog attributes (direction, kind, unit) are not stored: tars.yaml has them.
+    "drift": tuple(
+        name
+        for name in (*DRIFT_COLUMNS, *DAY_COMPARISON_COLUMNS)
+        if name not in ("direction", "kind", "unit")
+    ),
+    "slo_daily": tuple(SLO_COLUMNS),
+    "cost_daily": ("service", "resource_type", "cost_usd"),
+    "health": ("score", "band", "weighted_kpi_score", "anomaly_penalty"),
+    "health_contributions": CONTRIBUTION_COLUMNS,
+    "anomaly_events": EVENT_COLUMNS,
+    # Whole analysis documents (regression summary, retrospective) as JSON, one per
+    # release-day-kind; `day` is the last day of the window they cover.
+    "documents": ("kind", "body"),
+}
+
+
+def _definition(name: str) -> str:
+    quoted = f'"{name}"' if name == "end" else name  # END is an SQL keyword
+    return f"{quoted} {COLUMN_TYPES.get(name, 'DOUBLE')}"
+
 
 # table name -> column definitions (after the leading `release VARCHAR, day INTEGER`).
 TABLES: dict[str, str] = {
-    "samples": "service VARCHAR, kpi VARCHAR, ts TIMESTAMPTZ, value DOUBLE",
-    "coverage": "service VARCHAR, kpi VARCHAR, expected_points BIGINT, points BIGINT",
-    "baseline_stats": f"service VARCHAR, kpi VARCHAR, {_STATS}",
-    "baseline_profile": (
-        "service VARCHAR, kpi VARCHAR, hour INTEGER, mean DOUBLE, stddev DOUBLE, "
-        "sample_count BIGINT"
-    ),
-    "daily_stats": f"service VARCHAR, kpi VARCHAR, {_STATS}",
-    "drift": (
-        "service VARCHAR, kpi VARCHAR, statistic VARCHAR, baseline_value DOUBLE, "
-        "observed_value DOUBLE, abs_change DOUBLE, drift_pct DOUBLE, relative BOOLEAN, "
-        "adverse_drift_pct DOUBLE, adverse_change DOUBLE, threshold_pct DOUBLE, "
-        "flagged BOOLEAN, baseline_method VARCHAR, hours_compared INTEGER, "
-        "weekday_factor DOUBLE, overall_baseline_value DOUBLE, overall_observed_value DOUBLE, "
-        "overall_drift_pct DOUBLE, max_hourly_drift_pct DOUBLE, max_hourly_drift_hour INTEGER"
-    ),
-    "slo_daily": (
-        "service VARCHAR, slo VARCHAR, kpi VARCHAR, bad_fraction DOUBLE, burn_rate DOUBLE, "
-        "utilisation DOUBLE, compliant BOOLEAN, breached BOOLEAN, sample_count BIGINT"
-    ),
-    "cost_daily": "service VARCHAR, resource_type VARCHAR, cost_usd DOUBLE",
-    "health": ("score DOUBLE, band VARCHAR, weighted_kpi_score DOUBLE, anomaly_penalty DOUBLE"),
-    "health_contributions": (
-        "service VARCHAR, kpi VARCHAR, adverse_drift_pct DOUBLE, kpi_score DOUBLE, "
-        "weight DOUBLE, slo_breached BOOLEAN, weighted_points DOUBLE, threshold_pct DOUBLE, "
-        "max_points DOUBLE, points_lost DOUBLE, reason VARCHAR"
-    ),
-    "anomaly_events": (
-        'service VARCHAR, kpi VARCHAR, start TIMESTAMPTZ, "end" TIMESTAMPTZ, '
-        "peak_ts TIMESTAMPTZ, peak_z DOUBLE, peak_value DOUBLE, expected_value DOUBLE, "
-        "direction VARCHAR, severity VARCHAR, points BIGINT"
-    ),
-    # Whole analysis documents (regression summary, retrospective) as JSON, one per
-    # release-day-kind; `day` is the last day of the window they cover.
-    "documents": "kind VARCHAR, body JSON",
+    table: ", ".join(_definition(name) for name in columns) for table, columns in _COLUMNS.items()
 }
 
 
 def _column_names(table: str) -> list[str]:
-    names = ["release", "day"]
-    for definition in TABLES[table].split(", "):
-        names.append(definition.split(" ")[0].strip('"'))
-    return names
+    return ["release", "day", *_COLUMNS[table]]
 
 
 def _quoted(names: list[str]) -> str:

@@ -86,7 +86,7 @@ def test_the_demo_release_has_its_zone_schedules() -> None:
 def test_every_night_requests_that_days_partition() -> None:
     (request,) = _tick("tars_nightly_america_new_york", _at(5)).run_requests
     assert request.partition_key == "day_02|v1.0.1"
-    assert request.run_key == "v1.0.1/day_02/2026-03-05"
+    assert request.run_key == "v1.0.1/nightly/2026-03-05/day_02|v1.0.1"
 
 
 def test_the_morning_after_ga_day_builds_the_baseline() -> None:
@@ -97,12 +97,12 @@ def test_the_morning_after_ga_day_builds_the_baseline() -> None:
 
 def test_after_the_last_day_come_regressions_and_retrospective() -> None:
     (request,) = _tick("tars_close_america_new_york", _at(11, 0, 15)).run_requests
-    assert (request.partition_key, request.run_key) == ("v1.0.1", "v1.0.1/close/2026-03-11")
+    assert (request.partition_key, request.run_key) == ("v1.0.1", "v1.0.1/close/2026-03-11/v1.0.1")
 
 
 def test_ticks_outside_the_window_skip_with_a_reason() -> None:
     nightly = _tick("tars_nightly_america_new_york", _at(20))
     assert not nightly.run_requests
-    assert "no release window covers 2026-03-20" in (nightly.skip_message or "")
+    assert "on 2026-03-20, nothing due" in (nightly.skip_message or "")
     midweek = _tick("tars_close_america_new_york", _at(7, 0, 15))
     assert not midweek.run_requests and midweek.skip_message

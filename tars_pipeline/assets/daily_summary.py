@@ -11,6 +11,7 @@ from tars_pipeline.assets.baseline import baseline
 from tars_pipeline.assets.common import release_day, settings
 from tars_pipeline.assets.day_fetch import read_reference
 from tars_pipeline.assets.kpi_samples import kpi_samples
+from tars_pipeline.judge import checks as verdicts
 from tars_pipeline.judge.day import DayAnalysis, analyse_day
 from tars_pipeline.judge.drift import drift_table_markdown
 from tars_pipeline.partitions import (
@@ -76,8 +77,10 @@ def daily_summary(
     return dg.MaterializeResult(
         metadata=_metadata(release.name, day, analysis, reference is not None, path),
         check_results=[
-            checks.slo_compliance(analysis.slo).result("daily_summary"),
-            checks.drift_within_threshold(analysis.drift, config.kpis).result("daily_summary"),
+            checks.result(verdicts.slo_compliance(analysis.slo), "daily_summary"),
+            checks.result(
+                verdicts.drift_within_threshold(analysis.drift, config.kpis), "daily_summary"
+            ),
         ],
     )
 

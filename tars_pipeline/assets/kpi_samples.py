@@ -5,6 +5,7 @@ import dagster as dg
 from tars_pipeline.assets import checks
 from tars_pipeline.assets.common import release_day, settings
 from tars_pipeline.assets.day_fetch import read_window
+from tars_pipeline.judge import checks as verdicts
 from tars_pipeline.partitions import release_day_partitions
 from tars_pipeline.resources import StoreResource, TarsConfigResource
 from tars_pipeline.sources import build_source
@@ -40,5 +41,5 @@ def kpi_samples(
         context.log.warning(line)
     return dg.MaterializeResult(
         metadata=window.metadata(release.name, day, rows=written["samples"]),
-        check_results=[checks.completeness(window.coverage).result("kpi_samples")],
+        check_results=[checks.result(verdicts.completeness(window.coverage), "kpi_samples")],
     )

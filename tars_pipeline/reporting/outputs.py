@@ -10,13 +10,20 @@ import pandas as pd
 from tars_pipeline import __version__
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.judge.day import DayAnalysis
-from tars_pipeline.judge.drift import DAY_COMPARISON_COLUMNS
+from tars_pipeline.judge.drift import DAY_COMPARISON_COLUMNS, DRIFT_COLUMNS
 from tars_pipeline.judge.maintenance import windows_between
 from tars_pipeline.judge.seasonality import reference_dates
 from tars_pipeline.reporting.escape import markdown, signed_pct
 from tars_pipeline.reporting.jsonio import to_jsonable
 
 SCHEMA_VERSION = "1.0"
+# A day summary's drift rows: the drift step's columns, less the flags only the judge reads
+# (`relative`, `adverse_change`) and the catalog's attributes.
+DAY_SUMMARY_DRIFT_COLUMNS = tuple(
+    name
+    for name in DRIFT_COLUMNS
+    if name not in ("relative", "adverse_change", "direction", "kind", "unit")
+)
 
 
 def _header(release: Release) -> dict[str, Any]:
@@ -93,20 +100,7 @@ def day_summary(
 ) -> dict[str, Any]:
     """One day: drift vs baseline per KPI, health score with contributions, SLOs, cost."""
     start, end = release.day_bounds(day)
-    drift_rows = drift.sort_values(["service", "kpi"])[
-        [
-            "service",
-            "kpi",
-            "statistic",
-            "baseline_value",
-            "observed_value",
-            "abs_change",
-            "drift_pct",
-            "adverse_drift_pct",
-            "threshold_pct",
-            "flagged",
-        ]
-    ]
+    drift_rows = drift.sort_values(["service", "kpi"])[list(DAY_SUMMARY_DRIFT_COLUMNS)]
     return {
         **_header(release),
         "day": day,

@@ -208,7 +208,7 @@ def slo_success(
 def cost_success(
     *, daily_average: float, change_pct: float, ga_day_cost: float, max_pct: float
 ) -> str:
-    """'Cost stability: $336/day average, 12.0 % above GA day ($300; within ±30 %)'."""
+    """'Cost stability: $305/day average, 1.7 % above GA day ($300; within ±10 %)'."""
     direction = "above" if change_pct >= 0 else "below"
     return (
         f"Cost stability: ${daily_average:,.0f}/day average, {abs(change_pct):.1f} % "

@@ -81,14 +81,15 @@ def _cost_success(cost: Mapping, max_pct: float) -> Success | None:
     change = finite_or_none(cost.get("change_pct"))
     if ga_day is None or average is None or change is None or abs(change) >= max_pct:
         return None
-    ceiling = ga_day * (1 + max_pct / 100.0)
     return Success(
         category="cost",
         kpi="cost",
         service="all",
         value=average,
-        target=ceiling,
-        achievement_pct=ceiling / average * 100.0 if average > 0 else None,
+        target=ga_day,
+        # Lower is better, as for any cost: GA day's cost over the window's average, so a
+        # rise reads below 100 % and a saving above it.
+        achievement_pct=ga_day / average * 100.0 if average > 0 else None,
         description=explain.cost_success(
             daily_average=average, change_pct=change, ga_day_cost=ga_day, max_pct=max_pct
         ),
@@ -138,8 +139,9 @@ def find_successes(
     cost: Mapping | None,
     *,
     kpis: Mapping[str, KpiDefinition] | None = None,
-    cost_stable_max_pct: float = 30.0,
+    cost_stable_max_pct: float = 10.0,
     drift: pd.DataFrame | None = None,
+    degraded: Iterable[tuple[str, str]] = (),
 ) -> list[Success]:
     """What went well, each with kpi, service, value, target, achievement_pct, description.
 
@@ -147,16 +149,22 @@ def find_successes(
       kpi_mean, optionally sli and objective as `slo_window_summary` returns them):
       value = SLI %, achievement_pct = SLI ÷ target × 100 (99.95 vs 99.9 → 100.05);
     - cost stability (`cost` as `cost.cost_analysis` returns it) when the window's daily
-      average is within ±`cost_stable_max_pct` of GA day (the unexpected-drift band):
-      value = daily average, target = the band's ceiling (GA day × (1 + max %)),
-      achievement_pct = ceiling ÷ average × 100;
+      average is within ±`cost_stable_max_pct` of GA day (the drift threshold: a larger move
+      is a drift to explain, not a success): value = daily average, target = GA-day cost,
+      achievement_pct = GA day ÷ average × 100 (lower is better);
     - with `drift` (days 1..N): user-facing KPIs with a bad direction never flagged on any
       day and not already covered by an SLO success: value = window mean, target = GA day,
       achievement_pct = GA day ÷ mean (lower is better) or mean ÷ GA day × 100.
+
+    A (service, KPI) in `degraded` is never a success: a met window SLO on a KPI that
+    regressed is reported with the regression, not beside it.
     """
     kpis = kpis or {}
+    degraded = set(degraded)
     successes: list[Success] = []
     for summary in slo_summaries:
+        if (summary.get("service"), summary.get("kpi")) in degraded:
+            continue
         success = _slo_success(summary, kpis)
         if success is not None:
             successes.append(success)

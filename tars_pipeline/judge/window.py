@@ -130,8 +130,9 @@ def judge_window(
         slos,
         cost,
         kpis=kpis,
-        cost_stable_max_pct=thresholds.unexpected_drift_max_pct,
+        cost_stable_max_pct=thresholds.drift_pct,
         drift=drift,
+        degraded=[degradation.key for degradation in degradations],
     )
     return {
         "degradations": [degradation.as_record() for degradation in degradations],

@@ -511,7 +511,9 @@ class PrometheusSource:
         start_ms, end_ms = _epoch_ms(start), _epoch_ms(end)
         frames: list[pd.DataFrame] = []
         with self.client() as client:
-            services = list(release.services) or self.discover_services(client, release, end)
+            services = list(release.services) or self.discover_services(
+                client, release, start, end
+            )
             for index, kpi in enumerate(kpis, start=1):
                 if self.progress:
                     self.progress(f"day {day}: {kpi.name} ({index}/{len(kpis)})")
@@ -585,18 +587,22 @@ class PrometheusSource:
         return stamps[finite], values[finite]
 
     def discover_services(
-        self, client: PrometheusClient, release: Release, end: dt.datetime
+        self, client: PrometheusClient, release: Release, start: dt.datetime, end: dt.datetime
     ) -> list[str]:
-        """The services seen from GA day's start to this day's end, when the release lists none.
+        """The services seen from GA day's start (or this window's start, if earlier) to this
+        window's end, when the release lists none.
 
         Looking back to GA day (not just this day) keeps a service that went silent in the
-        list, so its KPIs show up as missing rather than vanishing from the report.
+        list, so its KPIs show up as missing rather than vanishing from the report. A pre-GA
+        window (a reference day of `reference_date`) ends before GA day starts: it is
+        searched itself, never from GA day backwards.
         """
-        since = release.day_bounds(0)[0]
+        since = min(start, release.day_bounds(0)[0])
+        until = max(end, since)  # never a backwards range, whatever the caller passes
         services = sorted(
             set(
                 client.label_values(
-                    self.settings.service_label, self.settings.services_match, since, end
+                    self.settings.service_label, self.settings.services_match, since, until
                 )
             )
         )
@@ -604,7 +610,7 @@ class PrometheusSource:
             raise TarsUserError(
                 f"no services found: no series {self.settings.services_match} with a "
                 f"{self.settings.service_label!r} label between {since.isoformat()} and "
-                f"{end.isoformat()}",
+                f"{until.isoformat()}",
                 where=f"releases[{release.name}].services / source.services_match",
                 remedy="list the services under the release, or set source.services_match to "
                 "a metric every service exports (and source.service_label to its label)",

@@ -55,12 +55,29 @@ def test_a_missed_slo_is_not_a_success():
     assert find_successes([summary], None, kpis=KPIS) == []
 
 
-def test_cost_within_the_watch_band_of_ga_day_is_a_success():
-    cost = {"ga_day_cost": 300.0, "daily_average": 336.0, "change_pct": 12.0}
+def test_cost_within_the_drift_threshold_of_ga_day_is_a_success():
+    cost = {"ga_day_cost": 300.0, "daily_average": 306.0, "change_pct": 2.0}
     (success,) = find_successes([], cost)
-    assert success.kpi == "cost" and success.value == 336.0
-    assert success.description.startswith("Cost stability: $336/day average, 12.0 % above")
-    assert find_successes([], {**cost, "daily_average": 450.0, "change_pct": 50.0}) == []
+    assert success.kpi == "cost" and success.value == 306.0 and success.target == 300.0
+    assert success.description.startswith("Cost stability: $306/day average, 2.0 % above")
+    # Lower is better: a rise reads below 100 %, never as over-achievement.
+    assert success.achievement_pct == pytest.approx(300.0 / 306.0 * 100.0)
+
+
+def test_a_cost_rise_beyond_the_drift_threshold_is_not_a_success():
+    # The seed's week: +12 % is a cost drift for the cost section, not "116 % achievement".
+    assert (
+        find_successes([], {"ga_day_cost": 300.0, "daily_average": 336.0, "change_pct": 12.0}) == []
+    )
+
+
+def test_a_met_slo_on_a_degraded_kpi_is_not_also_a_success():
+    summary = {"service": "api-gateway", "kpi": "latency_p99", "slo": "latency_p99",
+               "target": 99.0, "sli_pct": 99.45, "met": True}  # fmt: skip
+    assert len(find_successes([summary], None, kpis=KPIS)) == 1
+    assert (
+        find_successes([summary], None, kpis=KPIS, degraded=[("api-gateway", "latency_p99")]) == []
+    )
 
 
 def test_user_facing_kpis_that_held_their_ga_day_level_are_successes():
@@ -78,7 +95,7 @@ def test_a_success_without_an_achievement_number_is_left_out():
 def test_only_an_slo_success_names_its_slo():
     summary = {"service": "a", "kpi": "availability", "slo": "availability", "target": 99.9,
                "sli_pct": 99.95, "met": True}  # fmt: skip
-    cost = {"ga_day_cost": 300.0, "daily_average": 336.0, "change_pct": 12.0}
+    cost = {"ga_day_cost": 300.0, "daily_average": 306.0, "change_pct": 2.0}
     slo_success, cost_success = find_successes([summary], cost, kpis=KPIS)
     assert list(slo_success.as_record()) == [
         "category", "kpi", "service", "slo", "value", "target", "achievement_pct", "description"

@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -219,6 +220,48 @@ def _wait_ready(process: subprocess.Popen, url: str, log_path: Path) -> None:
     raise AssertionError(f"prometheus not ready after {READY_TIMEOUT_SECONDS} s")
 
 
+@contextmanager
+def serving(prometheus: str, data_dir: Path, folder: Path) -> Iterator[tuple[str, int, int]]:
+    """A server on a free 127.0.0.1 port over a backfilled TSDB: (url, port, pid); no
+    scrape targets, ten years' retention, its log in folder/prometheus.log."""
+    config = folder / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n", encoding="utf-8")
+    log_path = folder / "prometheus.log"
+    for _attempt in range(3):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    prometheus,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={data_dir}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--storage.tsdb.retention.time=3650d",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_ready(process, url, log_path)
+            break
+        except AssertionError:
+            if process.poll() is None:
+                raise
+            if "address already in use" not in log_path.read_text(errors="replace"):
+                raise
+    try:
+        yield url, port, process.pid
+    finally:
+        process.terminate()  # by PID: this server only
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     prometheus, promtool = require_binaries()
@@ -249,47 +292,13 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
     assert_blocks_not_in_future(data_dir, now)
     week.unlink()  # ~85 MB, no longer needed
 
-    config = folder / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n", encoding="utf-8")
-    log_path = folder / "prometheus.log"
-    for _attempt in range(3):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    prometheus,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={data_dir}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--storage.tsdb.retention.time=3650d",
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            _wait_ready(process, url, log_path)
-            break
-        except AssertionError:
-            if process.poll() is None:
-                raise
-            if "address already in use" not in log_path.read_text(errors="replace"):
-                raise
-    try:
+    with serving(prometheus, data_dir, folder) as (url, port, pid):
         yield PrometheusServer(
             url=url,
             port=port,
-            pid=process.pid,
+            pid=pid,
             ga_date=ga_date,
             shift_days=shift_days,
             data_dir=data_dir,
-            log_path=log_path,
+            log_path=folder / "prometheus.log",
         )
-    finally:
-        process.terminate()  # by PID: this server only
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)

@@ -123,6 +123,18 @@ def test_ga_day_then_a_night_then_anomalies_with_a_custom_threshold(
     assert all(abs(event["peak_z"]) >= 6 for event in events["events"])
 
 
+def test_fail_on_gates_a_pipeline_with_exit_3(
+    workspace: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = ("--output-dir", str(workspace / "gate_out"))
+    assert _run(commands.ga_kpi, workspace, *out, "--fail-on", "warn") == 0  # GA day passes
+    # Day 2 breaches the p99 SLO: its check is an ERROR, so the day's verdict is fail.
+    day_two = ("--day-number", "2", *out)
+    assert _run(commands.stability_monitor, workspace, *day_two, "--fail-on", "fail") == 3
+    assert "verdict: fail (slo_compliance ERROR" in capsys.readouterr().out
+    assert _run(commands.stability_monitor, workspace, *day_two) == 0  # no gate, no exit 3
+
+
 def test_the_detector_runs_on_any_timestamp_value_csv(tmp_path: Path) -> None:
     source = REPO.parent / "shared" / "data" / "nab" / "realAWSCloudwatch"
     source = source / "ec2_cpu_utilization_24ae8d.csv"

@@ -48,6 +48,8 @@ def regression_summary(
     return dg.MaterializeResult(
         metadata={
             "release": release.name,
+            "verdict": judgement["verdict"]["status"],
+            "verdict_reasons": "; ".join(r["text"] for r in judgement["verdict"]["reasons"]),
             "days_analysed": f"{min(days)}-{max(days)}",
             "degradations": dg.MetadataValue.int(len(judgement["degradations"])),
             "unexpected_drifts": dg.MetadataValue.int(len(judgement["unexpected_drifts"])),

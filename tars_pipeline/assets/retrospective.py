@@ -101,6 +101,8 @@ def _metadata(release: str, model: dict[str, Any], paths: list[Path]) -> dict[st
     md_path, html_path, json_path = paths
     return {
         "release": release,
+        "verdict": model["verdict"]["status"],
+        "verdict_reasons": "; ".join(r["text"] for r in model["verdict"]["reasons"]),
         "average_health": dg.MetadataValue.float(float(summary["average_health"] or 0.0)),
         "degradations": dg.MetadataValue.int(summary["degradations"]),
         "unexpected_drifts": dg.MetadataValue.int(summary["unexpected_drifts"]),

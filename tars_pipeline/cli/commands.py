@@ -25,8 +25,9 @@ EPILOG = (
     "Configuration: --config PATH, else $TARS_CONFIG, else ./tars.yaml (docs/configuration.md). "
     "Runs are recorded in the Dagster instance at $DAGSTER_HOME (default "
     "<data_dir>/dagster_home); open it with `make dev`. Exit status: 0 ok, 1 run failed, "
-    "2 bad input."
+    "2 bad input, 3 the verdict reached --fail-on."
 )
+STATUSES = ("pass", "warn", "fail")
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -45,6 +46,15 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
         "--output-dir",
         metavar="DIR",
         help="write this command's outputs into DIR (default <output_dir>/<release>/)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=("warn", "fail"),
+        metavar="warn|fail",
+        help="exit 3 when the command's verdict is at least this (a CI/CD gate): the "
+        "release's for tars-regression-analyzer and tars-retro, the day's checks for "
+        "tars-ga-kpi and tars-stability-monitor (ERROR fails, WARN warns), the events' "
+        "severity for tars-anomaly-detector (critical fails, high warns)",
     )
     parser.add_argument(
         "--prometheus-url",
@@ -98,6 +108,22 @@ def _main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentPa
     return console_script
 
 
+def _gate(args: argparse.Namespace, status: str, reasons: str = "") -> int:
+    """Print the verdict; 3 when it reaches --fail-on, else 0."""
+    print(f"verdict: {status}" + (f" ({reasons})" if reasons else ""))
+    if args.fail_on and STATUSES.index(status) >= STATUSES.index(args.fail_on):
+        return 3
+    return 0
+
+
+def _checks_verdict(args: argparse.Namespace, runner: Runner, result: object) -> int:
+    failed = runner.failed_checks(result)
+    status = "pass"
+    if failed:
+        status = "fail" if any(c.severity.value == "ERROR" for c in failed) else "warn"
+    return _gate(args, status, ", ".join(f"{c.check_name} {c.severity.value}" for c in failed))
+
+
 def _setup(args: argparse.Namespace) -> tuple[Release, Runner]:
     config = load_config(args.config)
     if config.config_path is not None:
@@ -131,7 +157,7 @@ def _ga_kpi(args: argparse.Namespace) -> int:
         f"{meta.get('series', 0)} series, {meta.get('samples', 0)} samples"
     )
     print(f"  -> {_show_path(runner.output_folder(release) / 'ga_kpi_summary.json')}")
-    return 0
+    return _checks_verdict(args, runner, result)
 
 
 ga_kpi = _main(_ga_kpi, _ga_parser)
@@ -175,7 +201,7 @@ def _stability_monitor(args: argparse.Namespace) -> int:
     for check in runner.failed_checks(result):
         print(f"  {check.severity.value}: {check.check_name}: {check.description}")
     print(f"  -> {_show_path(runner.output_folder(release) / f'day_{day:02d}_summary.json')}")
-    return 0
+    return _checks_verdict(args, runner, result)
 
 
 stability_monitor = _main(_stability_monitor, _stability_parser)
@@ -256,6 +282,7 @@ def _anomaly_detector(args: argparse.Namespace) -> int:
         else None
     )
     total = 0
+    severities: set[str] = set()
     for day in days:
         if not 0 <= day <= release.window_days:
             raise TarsUserError(
@@ -263,14 +290,17 @@ def _anomaly_detector(args: argparse.Namespace) -> int:
             )
         selection = ("anomaly_events",) if day in stored else ("kpi_samples", "anomaly_events")
         result = runner.day(release, day, selection, run_config=run_config)
-        total += int(runner.metadata(result, "anomaly_events").get("events", 0))
+        meta = runner.metadata(result, "anomaly_events")
+        total += int(meta.get("events", 0))
+        severities |= set(meta.get("by_severity") or {})
     threshold = args.z_threshold or runner.config.thresholds.z_threshold
     print(
         f"{release.name}: {total} anomaly event(s) with |z| >= {threshold} on day(s) "
         f"{', '.join(str(d) for d in days)}"
     )
     print(f"  -> {_show_path(runner.output_folder(release) / 'anomaly_events.json')}")
-    return 0
+    status = "fail" if "critical" in severities else "warn" if "high" in severities else "pass"
+    return _gate(args, status, ", ".join(sorted(severities & {"critical", "high"})))
 
 
 anomaly_detector = _main(_anomaly_detector, _anomaly_parser)
@@ -295,7 +325,7 @@ def _regression_analyzer(args: argparse.Namespace) -> int:
         f"{meta.get('days_analysed', '?')}"
     )
     print(f"  -> {_show_path(runner.output_folder(release) / 'regression_summary.json')}")
-    return 0
+    return _gate(args, meta.get("verdict", "pass"), meta.get("verdict_reasons", ""))
 
 
 regression_analyzer = _main(_regression_analyzer, _regression_parser)
@@ -346,7 +376,7 @@ def _retro(args: argparse.Namespace) -> int:
     )
     for name in (RETRO_MD, RETRO_JSON, RETRO_HTML):
         print(f"  -> {_show_path(folder / name)}")
-    return 0
+    return _gate(args, meta.get("verdict", "pass"), meta.get("verdict_reasons", ""))
 
 
 retro = _main(_retro, _retro_parser)

@@ -1,7 +1,8 @@
 """The window judged as a whole (Day 7): the window's pure pipeline.
 
 SLO summaries (`slo.slo_window_summary`) → degradations (Mann-Whitney on hour-matched,
-cleaned samples) → unexpected drifts → cost (`cost.cost_analysis`) → successes. No store,
+cleaned samples) → unexpected drifts → cost (`cost.cost_analysis`) → successes → the
+release's verdict (`verdict.release_verdict`). No store,
 no Dagster: the `regression_summary` asset and the scenario tests call `judge_window`.
 """
 
@@ -18,6 +19,7 @@ from tars_pipeline.judge.degradations import find_degradations
 from tars_pipeline.judge.drifts import find_unexpected_drifts
 from tars_pipeline.judge.slo import slo_window_summary
 from tars_pipeline.judge.successes import find_successes
+from tars_pipeline.judge.verdict import release_verdict
 
 
 def slo_summaries(
@@ -134,8 +136,10 @@ def judge_window(
         drift=drift,
         degraded=[degradation.key for degradation in degradations],
     )
+    degradation_records = [degradation.as_record() for degradation in degradations]
     return {
-        "degradations": [degradation.as_record() for degradation in degradations],
+        "verdict": release_verdict(degradation_records, slos).as_record(),
+        "degradations": degradation_records,
         "unexpected_drifts": [finding.as_record() for finding in unexpected],
         "successes": [success.as_record() for success in successes],
         "slo_compliance": slos,

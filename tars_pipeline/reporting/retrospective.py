@@ -22,6 +22,7 @@ from tars_pipeline import __version__
 from tars_pipeline.config import KpiDefinition, Release
 from tars_pipeline.judge.direction import adverse_sign
 from tars_pipeline.judge.formatting import finite_or_none, format_figure, format_signed
+from tars_pipeline.judge.verdict import release_verdict
 from tars_pipeline.reporting import escape
 from tars_pipeline.reporting.jsonio import to_jsonable
 from tars_pipeline.reporting.outputs import SCHEMA_VERSION
@@ -138,6 +139,8 @@ def build_retrospective(
             "recommendations": len(recommendations),
         },
         "sections": list(SECTIONS),
+        "verdict": regression.get("verdict")
+        or release_verdict(degradations, regression.get("slo_compliance", [])).as_record(),
         "health_scores": scores,
         "successes": regression.get("successes", []),
         "degradations": degradations,

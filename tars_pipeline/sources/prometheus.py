@@ -511,9 +511,7 @@ class PrometheusSource:
         start_ms, end_ms = _epoch_ms(start), _epoch_ms(end)
         frames: list[pd.DataFrame] = []
         with self.client() as client:
-            services = list(release.services) or self.discover_services(
-                client, release, start, end
-            )
+            services = list(release.services) or self.discover_services(client, release, start, end)
             for index, kpi in enumerate(kpis, start=1):
                 if self.progress:
                     self.progress(f"day {day}: {kpi.name} ({index}/{len(kpis)})")

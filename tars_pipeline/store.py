@@ -270,7 +270,7 @@ def read_window_inputs(
 
 
 WEEK_TABLES = ("health", "health_contributions", "anomaly_events", "drift", "cost_daily",
-               "daily_stats")  # fmt: skip
+               "daily_stats", "coverage")  # fmt: skip
 
 
 def read_week(conn: duckdb.DuckDBPyConnection, release: str) -> dict[str, pd.DataFrame]:

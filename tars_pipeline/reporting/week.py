@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.judge.data_quality import week_data_quality
 from tars_pipeline.judge.recommendations import recommend
 from tars_pipeline.reporting.retrospective import (
     ReleaseWeek,
@@ -66,4 +67,5 @@ def retrospective_model(
         cost_daily=week["cost_daily"],
         comparison=comparison,
     )
+    model["data_quality"] = week_data_quality(week["coverage"])
     return model, notes

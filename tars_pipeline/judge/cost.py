@@ -190,6 +190,32 @@ def growth_hints(
     return hints
 
 
+def first_day_beyond(
+    cost_by_day: pd.Series, ga_day_cost: float | None, threshold_pct: float
+) -> dict | None:
+    """The first day 1..N whose total cost moved ≥ `threshold_pct` from GA day's, with the
+    days after it: day, cost_usd, change_pct, and `held` (every later day stayed beyond the
+    threshold on the same side: a level change, not a one-day spike). None when no day did,
+    or GA day's cost is unknown or 0."""
+    if not ga_day_cost:
+        return None
+    later = cost_by_day[cost_by_day.index >= 1].sort_index()
+    moved = (later - ga_day_cost) / ga_day_cost * 100.0
+    beyond = moved[moved.abs() >= threshold_pct * (1 - 1e-9)]
+    if beyond.empty:
+        return None
+    day = int(beyond.index[0])
+    side = 1.0 if beyond.iloc[0] > 0 else -1.0
+    after = moved[moved.index >= day]
+    return {
+        "day": day,
+        "cost_usd": float(later.loc[day]),
+        "change_pct": float(beyond.iloc[0]),
+        "threshold_pct": threshold_pct,
+        "held": bool(((after * side) >= threshold_pct * (1 - 1e-9)).all()),
+    }
+
+
 def cost_analysis(
     daily: pd.DataFrame,
     utilisation: pd.DataFrame,
@@ -198,6 +224,7 @@ def cost_analysis(
     low_utilisation_pct: float,
     target_utilisation_pct: float = 60.0,
     growth_hint_pct: float = 10.0,
+    step_threshold_pct: float = 10.0,
     cpu_kpi: str = "cpu_utilization",
     compute_resource_type: str = "compute",
 ) -> dict:
@@ -212,6 +239,9 @@ def cost_analysis(
     - projected_monthly = daily_average × days_per_month
     - by_resource / by_service: ga_day_cost, daily_average, change_pct, share_pct (of the
       window's daily average), largest first
+    - level_change: the first day whose total cost is ≥ `step_threshold_pct` away from GA
+      day (see `first_day_beyond`), so a step is dated when it starts, not when the week's
+      average catches up
     - hints (largest saving first): right-sizing (see `right_sizing_hints`) and cost growth
       ≥ `growth_hint_pct` per service × resource type (see `growth_hints`), each with
       service, title, detail, estimated_monthly_saving.
@@ -240,6 +270,7 @@ def cost_analysis(
     )
     by_day = daily.groupby("day")["cost_usd"].sum()
     return {
+        "level_change": first_day_beyond(by_day, ga_day_cost, step_threshold_pct),
         "ga_day_cost": ga_day_cost,
         "daily_average": daily_average,
         "change_pct": change_pct(daily_average, ga_day_cost),

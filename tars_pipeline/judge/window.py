@@ -127,6 +127,7 @@ def judge_window(
         low_utilisation_pct=config.cost.low_utilisation_pct,
         target_utilisation_pct=config.cost.target_utilisation_pct,
         growth_hint_pct=config.cost.growth_hint_pct,
+        step_threshold_pct=thresholds.drift_pct,
     )
     successes = find_successes(
         slos,

@@ -20,6 +20,7 @@ import pandas as pd
 
 from tars_pipeline import __version__
 from tars_pipeline.config import KpiDefinition, Release
+from tars_pipeline.judge.data_quality import week_data_quality
 from tars_pipeline.judge.direction import adverse_sign
 from tars_pipeline.judge.formatting import finite_or_none, format_figure, format_signed
 from tars_pipeline.judge.verdict import release_verdict
@@ -93,13 +94,15 @@ def build_retrospective(
     health_bands: Mapping[str, float] | None = None,
     cost_daily: pd.DataFrame | None = None,
     comparison: dict[str, Any] | None = None,
+    coverage: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The retrospective's data model (JSON-ready).
 
     The optional inputs feed the charts and stay optional so the model can be built from a
     regression document alone (older stores, tests): `drift` (every day's drift rows) and
     `kpis` give `kpi_daily`; `health_bands` the score bands; `cost_daily` the per-day cost
-    by resource type; `comparison` comes from `compare_releases`.
+    by resource type; `comparison` comes from `compare_releases`; `coverage` (every day's
+    coverage rows) gives `data_quality`.
     """
     generated_at = generated_at or dt.datetime.now(dt.UTC)
     scores = health_scores(health, contributions)
@@ -163,6 +166,7 @@ def build_retrospective(
         if drift is not None
         else [],
         "comparison": comparison,
+        "data_quality": week_data_quality(coverage),
     }
     return to_jsonable(model)
 

@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
-from tars_pipeline.judge.data_quality import week_data_quality
 from tars_pipeline.judge.recommendations import recommend
 from tars_pipeline.reporting.retrospective import (
     ReleaseWeek,
@@ -66,6 +65,6 @@ def retrospective_model(
         health_bands=config.health.bands,
         cost_daily=week["cost_daily"],
         comparison=comparison,
+        coverage=week["coverage"],
     )
-    model["data_quality"] = week_data_quality(week["coverage"])
     return model, notes

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tars_pipeline.config import CostConfig, default_kpis
-from tars_pipeline.judge.cost import cost_analysis, daily_cost
+from tars_pipeline.judge.cost import cost_analysis, daily_cost, first_day_beyond
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}
 COST = CostConfig()
@@ -189,3 +189,24 @@ def test_the_right_sizing_target_and_growth_threshold_are_settings():
         ("cost_growth", "api-gateway", "compute")
     ]
     assert (CostConfig().target_utilisation_pct, CostConfig().growth_hint_pct) == (60.0, 10.0)
+
+
+def _by_day(*totals: float) -> pd.Series:
+    return pd.Series(totals, index=range(len(totals)), dtype="float64")
+
+
+def test_a_cost_step_is_dated_on_the_day_it_starts() -> None:
+    # +15 % from day 2 on: the week's average crosses 10 % later; the step is on day 2.
+    step = first_day_beyond(_by_day(300, 300, 345, 345, 345), 300.0, 10.0)
+    assert (step["day"], step["held"]) == (2, True)
+    assert step["change_pct"] == pytest.approx(15.0)
+
+
+def test_a_one_day_spike_is_dated_but_not_held() -> None:
+    spike = first_day_beyond(_by_day(300, 300, 400, 300, 300), 300.0, 10.0)
+    assert (spike["day"], spike["held"]) == (2, False)
+
+
+def test_no_level_change_within_the_threshold_or_without_a_ga_day_cost() -> None:
+    assert first_day_beyond(_by_day(300, 310, 290, 305), 300.0, 10.0) is None
+    assert first_day_beyond(_by_day(0, 10, 20), 0.0, 10.0) is None

@@ -31,6 +31,7 @@ from dagster_duckdb import DuckDBResource
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import RunFailedError, TarsUserError
 from tars_pipeline.partitions import release_day_key, release_day_partitions
+from tars_pipeline.resources import ReportsResource
 from tars_pipeline.sensors import register_releases
 from tars_pipeline.sources.prometheus import PROGRESS_TAG
 
@@ -147,8 +148,9 @@ class Runner:
         return DuckDBResource(database=str(self.config.store_file))
 
     def output_folder(self, release: Release) -> Path:
-        base = Path(self.output_dir) if self.output_dir else self.config.output_dir
-        return base if self.output_dir else base / release.name
+        """Where this runner's runs write `release`'s reports (the `reports` resource's rule)."""
+        reports = ReportsResource(output_dir=self.output_dir or "", per_release=not self.output_dir)
+        return reports.folder(release.name, self.config)
 
     def materialize(
         self,

@@ -196,23 +196,25 @@ def first_day_beyond(
     """The first day 1..N whose total cost moved ≥ `threshold_pct` from GA day's, with the
     days after it: day, cost_usd, change_pct, and `held` (every later day stayed beyond the
     threshold on the same side: a level change, not a one-day spike). None when no day did,
-    or GA day's cost is unknown or 0."""
-    if not ga_day_cost:
-        return None
+    or GA day's cost is unknown or ~0 (a relative change is then undefined: `change_pct`)."""
     later = cost_by_day[cost_by_day.index >= 1].sort_index()
-    moved = (later - ga_day_cost) / ga_day_cost * 100.0
-    beyond = moved[moved.abs() >= threshold_pct * (1 - 1e-9)]
-    if beyond.empty:
+    moved = {int(day): change_pct(float(cost), ga_day_cost) for day, cost in later.items()}
+    at_least = threshold_pct * (1 - 1e-9)
+    beyond = [day for day, pct in moved.items() if pct is not None and abs(pct) >= at_least]
+    if not beyond:
         return None
-    day = int(beyond.index[0])
-    side = 1.0 if beyond.iloc[0] > 0 else -1.0
-    after = moved[moved.index >= day]
+    day = beyond[0]
+    side = 1.0 if moved[day] > 0 else -1.0
     return {
         "day": day,
         "cost_usd": float(later.loc[day]),
-        "change_pct": float(beyond.iloc[0]),
+        "change_pct": moved[day],
         "threshold_pct": threshold_pct,
-        "held": bool(((after * side) >= threshold_pct * (1 - 1e-9)).all()),
+        "held": all(
+            pct is not None and pct * side >= at_least
+            for later_day, pct in moved.items()
+            if later_day >= day
+        ),
     }
 
 

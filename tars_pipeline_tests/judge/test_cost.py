@@ -210,3 +210,5 @@ def test_a_one_day_spike_is_dated_but_not_held() -> None:
 def test_no_level_change_within_the_threshold_or_without_a_ga_day_cost() -> None:
     assert first_day_beyond(_by_day(300, 310, 290, 305), 300.0, 10.0) is None
     assert first_day_beyond(_by_day(0, 10, 20), 0.0, 10.0) is None
+    # A subnormal GA-day cost (found by the property test) has no relative change either.
+    assert first_day_beyond(_by_day(2.2e-313, 1.0, 1.0), 2.2e-313, 10.0) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -247,9 +248,23 @@ class Thresholds(_Model):
         description="ewma: EWMA mean/variance z-score (SPEC); robust: rolling median/MAD.",
     )
     anomaly_min_points: Annotated[int, Field(ge=1)] = Field(
-        default=2,
+        default=3,
         description="Consecutive samples over the threshold that make an event; 1 keeps "
         "every single-sample excursion (docs/anomaly-detection.md has the NAB figures).",
+    )
+    anomaly_min_change_pct: Annotated[float | None, Field(gt=0)] = Field(
+        default=None,
+        description="The smallest deviation from the expected level, in % of that level, "
+        "that can reach z_threshold: the spread is never taken below "
+        "min_change / z_threshold, so a near-constant series does not turn tiny moves into "
+        "huge z. null: each KPI's threshold_pct (a move the drift judgement would ignore "
+        "is not an anomaly either).",
+    )
+    anomaly_gap_edge_seconds: Annotated[float | None, Field(ge=0)] = Field(
+        default=None,
+        description="Samples this close to a scrape gap are not judged: a rate() whose "
+        "window reaches into the gap is computed from fewer samples and dips. null: the "
+        "Prometheus source's rate_window, else 5 steps.",
     )
     anomaly_single_sample_z: Annotated[float | None, Field(gt=0)] = Field(
         default=5.0,
@@ -379,6 +394,20 @@ class CostConfig(_Model):
         default=10.0,
         description="Cost growth over GA day (per service and resource type, and for the "
         "total) from which a cost hint and the P3 cost recommendation are made.",
+    )
+
+
+_DURATION_UNITS = {
+    "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+    "y": 31536000.0,
+}  # fmt: skip
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+
+
+def duration_seconds(duration: str) -> float:
+    """A Prometheus duration ("5m", "1h30m") in seconds."""
+    return sum(
+        int(count) * _DURATION_UNITS[unit] for count, unit in _DURATION_PART.findall(duration)
     )
 
 
@@ -559,6 +588,30 @@ class TarsConfig(_Model):
     @property
     def max_window_days(self) -> int:
         return max(release.window_days for release in self.releases)
+
+    def detector_settings(self, z_threshold: float | None = None) -> dict[str, Any]:
+        """Keyword arguments of `judge.anomaly.detect_anomalies` for this config: the
+        thresholds' detector settings, each KPI's spread floor (`anomaly_min_change_pct`, or
+        its threshold_pct, over z) and the gap edge (the source's rate window). One place,
+        so the nightly asset and the continuous sensor cannot disagree."""
+        settings = self.thresholds.detector_settings()
+        if z_threshold is not None:
+            settings["z_threshold"] = z_threshold
+        change = self.thresholds.anomaly_min_change_pct
+        settings["relative_floor"] = {
+            kpi.name: (change if change is not None else kpi.threshold_pct)
+            / 100.0
+            / settings["z_threshold"]
+            for kpi in self.kpis
+        }
+        edge = self.thresholds.anomaly_gap_edge_seconds
+        if edge is None:
+            if isinstance(self.source, PrometheusSourceConfig):
+                edge = duration_seconds(self.source.rate_window)
+            else:
+                edge = 5.0 * self.step_seconds
+        settings["gap_edge_seconds"] = edge
+        return settings
 
     @property
     def kpis_by_name(self) -> dict[str, KpiDefinition]:

@@ -26,7 +26,7 @@ from tars_pipeline.judge.health import CONTRIBUTION_COLUMNS
 from tars_pipeline.judge.stats import HOURLY_PROFILE_COLUMNS, SUMMARY_COLUMNS
 
 # 2: drift gained the seasonal comparison columns, health_contributions their reasons.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Every column's DuckDB type, by name: a name means the same thing in every table.
 COLUMN_TYPES: dict[str, str] = {
@@ -35,7 +35,7 @@ COLUMN_TYPES: dict[str, str] = {
          "reason", "direction", "severity", "kind"),
         "VARCHAR",
     ),
-    **dict.fromkeys(("ts", "start", "end", "peak_ts"), "TIMESTAMPTZ"),
+    **dict.fromkeys(("ts", "start", "end", "peak_ts", "alarm_ts"), "TIMESTAMPTZ"),
     **dict.fromkeys(
         ("sample_count", "expected_points", "points"), "BIGINT"
     ),

@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 
 from tars_pipeline import __version__
-from tars_pipeline.config import Thresholds
+from tars_pipeline.config import KpiDefinition, Thresholds
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.judge.anomaly import (
     DEFAULT_MERGE_GAP,
-    DEFAULT_MIN_POINTS,
     DEFAULT_SINGLE_SAMPLE_Z,
     Method,
     detect_anomalies,
@@ -41,6 +40,9 @@ _DEFAULTS = Thresholds()
 DEFAULT_Z_THRESHOLD = _DEFAULTS.z_threshold
 DEFAULT_SPAN = _DEFAULTS.ewma_span
 DEFAULT_WARMUP = _DEFAULTS.warmup_samples
+DEFAULT_MIN_POINTS = _DEFAULTS.anomaly_min_points
+# A KPI's default drift threshold: the smallest move (in % of the level) that can be an event.
+DEFAULT_MIN_CHANGE_PCT = KpiDefinition.model_fields["threshold_pct"].default
 # A line number for row 0 of the frame: the header is line 1.
 _FIRST_DATA_LINE = 2
 _SHOWN_BAD_ROWS = 3
@@ -140,6 +142,8 @@ def detect_csv(
     min_points: int = DEFAULT_MIN_POINTS,
     single_sample_z: float | None = DEFAULT_SINGLE_SAMPLE_Z,
     merge_gap: int = DEFAULT_MERGE_GAP,
+    min_change_pct: float = DEFAULT_MIN_CHANGE_PCT,
+    gap_edge_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """Anomaly events of the `timestamp,value` CSV at `path`, as a JSON-ready document.
 
@@ -157,6 +161,10 @@ def detect_csv(
         raise TarsUserError(f"must be 0 or more samples, got {warmup}", where="--warmup")
     if method not in ("ewma", "robust"):
         raise TarsUserError(f"must be 'ewma' or 'robust', got {method!r}", where="--method")
+    if not min_change_pct > 0 or not np.isfinite(min_change_pct):
+        raise TarsUserError(
+            f"must be a positive number, got {min_change_pct}", where="--min-change-pct"
+        )
     series, notes = read_series(path)
     judged_from = max(warmup, span) if method == "robust" else max(warmup, 1)
     if len(series) <= judged_from:
@@ -178,6 +186,8 @@ def detect_csv(
         min_points=min_points,
         single_sample_z=single_sample_z,
         merge_gap=merge_gap,
+        relative_floor=min_change_pct / 100.0 / z_threshold,
+        gap_edge_seconds=gap_edge_seconds,
     )
     steps = series["ts"].diff().dropna()
     steps = steps[steps > pd.Timedelta(0)]
@@ -200,6 +210,7 @@ def detect_csv(
                 "min_points": min_points,
                 "single_sample_z": single_sample_z,
                 "merge_gap": merge_gap,
+                "min_change_pct": min_change_pct,
                 "severity_z": dict(_DEFAULTS.anomaly_severity_z),
             },
             "notes": notes,

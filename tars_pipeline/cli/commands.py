@@ -240,6 +240,12 @@ _csv_mode.add_argument("--warmup", type=int, metavar="N", help="warm-up samples 
 _csv_mode.add_argument(
     "--method", choices=("ewma", "robust"), default="ewma", help="detector (default ewma)"
 )
+_csv_mode.add_argument(
+    "--min-change-pct",
+    type=float,
+    metavar="PCT",
+    help="smallest move, in %% of the expected level, that can be an event (default 10)",
+)
 
 
 def _anomaly_csv(args: argparse.Namespace) -> int:
@@ -254,6 +260,7 @@ def _anomaly_csv(args: argparse.Namespace) -> int:
         span=given(args.span, anomaly_csv.DEFAULT_SPAN),
         warmup=given(args.warmup, anomaly_csv.DEFAULT_WARMUP),
         method=args.method,
+        min_change_pct=given(args.min_change_pct, anomaly_csv.DEFAULT_MIN_CHANGE_PCT),
     )
     written = anomaly_csv.write_document(document, args.output)  # stdout without --output
     print(anomaly_csv.summary(document), file=sys.stderr if written is None else sys.stdout)

@@ -16,13 +16,30 @@ A sample is anomalous when |z| ≥ z_threshold (default 3.0). Anomalous samples 
 in three steps (`find_events`):
 
 1. **Runs.** Consecutive anomalous samples of the same sign are one run (spike or dip).
-2. **Confirmation.** A run is kept when it is *persistent*, at least `min_points` (2)
+2. **Confirmation.** A run is kept when it is *persistent*, at least `min_points` (3)
    samples long, or *extreme*, one of its samples reaching `single_sample_z` (5.0). A lone
    sample a little over the threshold is what an estimated σ produces by chance many times
    a day over dozens of 1-minute series; the same two-rule shape as the Western Electric
    control-chart rules (one point far out, or a run of points beyond a nearer limit).
 3. **Merging.** Kept runs of the same series and sign with at most `merge_gap` (36) quiet
    samples between them are one event, so a flapping incident is one event, not dozens.
+
+**Real series** (`score_series`), by method, never by KPI name:
+
+- *Scrape gaps.* A spacing over `gap_factor` (2.5) × the series' median spacing is a gap.
+  Missing samples are not data: no event is made of them, and the samples within
+  `gap_edge_seconds` (the rate() window) either side are not judged, since a rate over a
+  window that reaches into the gap is computed from fewer samples and dips.
+- *Held gauges.* A series that repeats its previous value in at least half of its samples
+  (an hourly cost gauge, a replica count, a gauge sampled faster than it is scraped) is
+  scored on its updates only: between updates the EWMA variance would otherwise collapse
+  and the next ordinary update score a z in the thousands. A level shift is then one
+  update far out, one event.
+- *Spread floors in the series' own units.* The spread is never below half the series'
+  `resolution` (1 for an integer gauge: a one-step change is never an anomaly on its own)
+  nor `relative_floor` × the magnitude in play; the pipeline sets the latter per KPI to
+  threshold_pct / 100 / z_threshold, so a move the drift judgement would call noise cannot
+  reach the threshold, and a flat series that moves gets a z in proportion to the move.
 
 An event's severity comes from its peak |z|. With min_points=1, single_sample_z=None and
 merge_gap=0 the events are exactly the runs of step 1. The defaults were measured on real
@@ -61,6 +78,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "direction",
     "severity",
     "points",
+    "alarm_ts",
 )
 SEVERITY_ORDER: tuple[str, ...] = ("low", "medium", "high", "critical")
 Method = Literal["ewma", "robust"]
@@ -78,9 +96,14 @@ _MAD_TO_SIGMA = 1.482602218505602
 _MEAN_AD_TO_SIGMA = 1.2533141373155003
 
 # Event rules (see the module docstring); measured on NAB in docs/anomaly-detection.md.
-DEFAULT_MIN_POINTS = 2
+DEFAULT_MIN_POINTS = 3
 DEFAULT_SINGLE_SAMPLE_Z = 5.0
 DEFAULT_MERGE_GAP = 36
+# Real series (see the module docstring): a gap is a spacing over this × the median spacing;
+# a series repeating its previous value this often is held (scored on its updates).
+DEFAULT_GAP_FACTOR = 2.5
+DEFAULT_HELD_SHARE = 0.5
+RESOLUTION_MAX_DECIMALS = 6
 
 
 class EwmaResult(NamedTuple):
@@ -108,11 +131,22 @@ def _power_of_two_scale(values: np.ndarray) -> float:
 
 
 def _zscores(
-    values: np.ndarray, expected: np.ndarray, stddev: np.ndarray, quiet: int
+    values: np.ndarray,
+    expected: np.ndarray,
+    stddev: np.ndarray,
+    quiet: int,
+    *,
+    relative_floor: float = RELATIVE_STDDEV_FLOOR,
+    min_stddev: float = 0.0,
 ) -> np.ndarray:
-    """(x − expected) / max(stddev, floor); 0 for the first `quiet` samples and for 0 / 0."""
+    """(x − expected) / max(stddev, floors); 0 for the first `quiet` samples and for 0 / 0.
+
+    The floors: `relative_floor` × max(|expected|, |x|), and `min_stddev` in the series' own
+    units (half its resolution, see `resolution`)."""
     diff = values - expected
-    floor = RELATIVE_STDDEV_FLOOR * np.maximum(np.abs(expected), np.abs(values))
+    floor = np.maximum(
+        relative_floor * np.maximum(np.abs(expected), np.abs(values)), max(min_stddev, 0.0)
+    )
     spread = np.maximum(stddev, floor)
     z = np.zeros_like(values)
     np.divide(diff, spread, out=z, where=spread > 0)
@@ -120,7 +154,14 @@ def _zscores(
     return z
 
 
-def ewma_zscores(values: np.ndarray, span: int, warmup: int) -> EwmaResult:
+def ewma_zscores(
+    values: np.ndarray,
+    span: int,
+    warmup: int,
+    *,
+    relative_floor: float = RELATIVE_STDDEV_FLOOR,
+    min_stddev: float = 0.0,
+) -> EwmaResult:
     """EWMA expectation, spread and z-score of each sample against the state before it.
 
     alpha = 2 / (span + 1); the state starts at mean = values[0], var = 0 and follows the
@@ -154,7 +195,14 @@ def ewma_zscores(values: np.ndarray, span: int, warmup: int) -> EwmaResult:
     variance[1:] = np.maximum(var_after[:-1], 0.0)
     stddev = np.sqrt(variance)
 
-    z = _zscores(scaled, expected, stddev, quiet=max(warmup, 1))
+    z = _zscores(
+        scaled,
+        expected,
+        stddev,
+        quiet=max(warmup, 1),
+        relative_floor=relative_floor,
+        min_stddev=min_stddev / scale,
+    )
     return EwmaResult(expected * scale, stddev * scale, z)
 
 
@@ -165,7 +213,14 @@ def _robust_sigma(abs_deviations: np.ndarray) -> np.ndarray:
     return np.where(mad > 0, mad, mean_ad)
 
 
-def robust_zscores(values: np.ndarray, window: int, warmup: int) -> EwmaResult:
+def robust_zscores(
+    values: np.ndarray,
+    window: int,
+    warmup: int,
+    *,
+    relative_floor: float = RELATIVE_STDDEV_FLOOR,
+    min_stddev: float = 0.0,
+) -> EwmaResult:
     """Median and 1.4826·MAD of the `window` samples before each sample, and z against them.
 
     A sample needs a full window before it is judged: z is 0 for the first
@@ -186,7 +241,14 @@ def robust_zscores(values: np.ndarray, window: int, warmup: int) -> EwmaResult:
         medians = np.median(history, axis=1)
         expected[window:] = medians
         stddev[window:] = _robust_sigma(np.abs(history - medians[:, None]))
-    z = _zscores(values, expected, stddev, quiet=max(warmup, window))
+    z = _zscores(
+        values,
+        expected,
+        stddev,
+        quiet=max(warmup, window),
+        relative_floor=relative_floor,
+        min_stddev=min_stddev,
+    )
     return EwmaResult(expected, stddev, z)
 
 
@@ -212,6 +274,7 @@ def _empty_events() -> pd.DataFrame:
         "peak_value": "float64",
         "expected_value": "float64",
         "points": "int64",
+        "alarm_ts": "datetime64[us, UTC]",
     }
     return pd.DataFrame({name: pd.Series(dtype=dtypes.get(name, object)) for name in EVENT_COLUMNS})
 
@@ -247,13 +310,17 @@ def find_events(
     min_points: int = DEFAULT_MIN_POINTS,
     single_sample_z: float | None = DEFAULT_SINGLE_SAMPLE_Z,
     merge_gap: int = DEFAULT_MERGE_GAP,
+    positions: np.ndarray | None = None,
 ) -> EventRows:
     """Anomaly events of z-scores laid out series after series (rules in the module docstring).
 
     A run of anomalous samples (|z| ≥ z_threshold, same sign, same series) is kept when it
     has at least `min_points` samples or a sample with |z| ≥ `single_sample_z` (None: no
     such exception); kept runs of the same series and sign separated by at most `merge_gap`
-    rows are one event. Vectorised: linear in the number of rows.
+    rows are one event. `positions` (non-decreasing per series) places each row on the
+    sample axis when the rows are a subset of the samples (gap edges left out, a held
+    series scored on its updates): the merge gap is then counted in samples, not rows.
+    Vectorised: linear in the number of rows.
     """
     if min_points < 1:
         raise ValueError(f"min_points must be at least 1, got {min_points}")
@@ -263,6 +330,9 @@ def find_events(
     series = np.zeros(len(z), dtype="int64") if series_id is None else np.asarray(series_id)
     if series.shape != z.shape:
         raise ValueError(f"series_id has shape {series.shape}, z has {z.shape}")
+    place = np.arange(len(z)) if positions is None else np.asarray(positions, dtype="int64")
+    if place.shape != z.shape:
+        raise ValueError(f"positions has shape {place.shape}, z has {z.shape}")
     empty = np.zeros(0, dtype="int64")
     abs_z = np.abs(z)
     anomalous = abs_z >= z_threshold
@@ -304,7 +374,7 @@ def find_events(
         False,
         (kept_series[1:] == kept_series[:-1])
         & (kept_sign[1:] == kept_sign[:-1])
-        & (first[1:] - last[:-1] - 1 <= merge_gap),
+        & (place[first[1:]] - place[last[:-1]] - 1 <= merge_gap),
     ]
     event_of_run = np.cumsum(~joins_previous) - 1
     event_starts = np.flatnonzero(~joins_previous)
@@ -323,6 +393,103 @@ def find_events(
     )
 
 
+def resolution(values: np.ndarray) -> float:
+    """The precision the series is reported at: the largest of 1, 0.1, …, 1e-6 that every
+    value is a whole multiple of (0 when none is). Integer gauges (replicas, pods, counts)
+    have resolution 1, a value rounded to two decimals 0.01, continuous data 0."""
+    if not len(values):
+        return 0.0
+    for decimals in range(RESOLUTION_MAX_DECIMALS + 1):
+        scaled = values * 10.0**decimals
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
+            return 10.0**-decimals
+    return 0.0
+
+
+def gap_edges(
+    seconds: np.ndarray, *, gap_factor: float, edge_seconds: float
+) -> tuple[np.ndarray, int]:
+    """(mask of samples left unjudged beside scrape gaps, number of gaps).
+
+    A gap is a spacing over `gap_factor` × the series' median spacing. A rate() over a window
+    that reaches into a gap is computed from fewer samples, so the `edge_seconds` before the
+    gap starts and after it ends (the rate window) are not judged: that is the artefact the
+    issue calls a traffic dip spanning the gap. The gap itself is reported by data quality.
+    """
+    unjudged = np.zeros(len(seconds), dtype=bool)
+    if len(seconds) < 3:
+        return unjudged, 0
+    spacing = np.diff(seconds)
+    step = float(np.median(spacing))
+    if step <= 0:
+        return unjudged, 0
+    at = np.flatnonzero(spacing > gap_factor * step)
+    if not len(at) or edge_seconds <= 0:
+        return unjudged, len(at)
+    for last_before, first_after in zip(seconds[at], seconds[at + 1], strict=True):
+        unjudged |= (seconds > last_before - edge_seconds) & (seconds <= last_before)
+        unjudged |= (seconds >= first_after) & (seconds < first_after + edge_seconds)
+    return unjudged, len(at)
+
+
+def is_held(values: np.ndarray, held_share: float) -> bool:
+    """A series that repeats its previous value in at least `held_share` of its samples: a
+    gauge updated less often than it is sampled (hourly cost, replica counts), or one read
+    at a finer step than it is scraped."""
+    if len(values) < 3:
+        return False
+    return float(np.mean(values[1:] == values[:-1])) >= held_share
+
+
+class ScoredSeries(NamedTuple):
+    """The rows of one series that were scored (positions into it) and their scores."""
+
+    rows: np.ndarray
+    expected: np.ndarray
+    z: np.ndarray
+
+
+def score_series(
+    seconds: np.ndarray,
+    values: np.ndarray,
+    *,
+    span: int,
+    warmup: int,
+    method: Method = "ewma",
+    gap_factor: float = DEFAULT_GAP_FACTOR,
+    gap_edge_seconds: float = 0.0,
+    held_share: float | None = DEFAULT_HELD_SHARE,
+    relative_floor: float = RELATIVE_STDDEV_FLOOR,
+) -> ScoredSeries:
+    """One series scored the way it was produced (module docstring, "Real series"):
+
+    1. samples beside a scrape gap are left out (`gap_edges`);
+    2. a held series is scored on its updates only: its repeats are not observations (the
+       warm-up still counts samples, so a value known to hold is known early);
+    3. the spread never goes below half the series' resolution, nor `relative_floor` × the
+       magnitude: a one-step change of a quantised gauge is never an anomaly on its own, and
+       a series that was flat gets a z in proportion to how far it moved, not 1 / 1e-6.
+    """
+    rows = np.arange(len(values))
+    unjudged, _ = gap_edges(seconds, gap_factor=gap_factor, edge_seconds=gap_edge_seconds)
+    rows = rows[~unjudged]
+    kept = values[rows]
+    held = held_share is not None and is_held(kept, held_share)
+    if held:
+        updates = np.r_[True, kept[1:] != kept[:-1]]
+        rows, kept = rows[updates], kept[updates]
+    floors = {"relative_floor": relative_floor, "min_stddev": 0.5 * resolution(kept)}
+    quiet = 0 if held else warmup
+    if method == "ewma":
+        result = ewma_zscores(kept, span=span, warmup=quiet, **floors)
+    else:
+        result = robust_zscores(kept, window=span, warmup=quiet, **floors)
+    z = result.z
+    if held:  # the warm-up is time: a held value is known to hold
+        z = np.where(rows < warmup, 0.0, z)
+    return ScoredSeries(rows, result.expected, z)
+
+
 def detect_anomalies(
     samples: pd.DataFrame,
     *,
@@ -334,16 +501,24 @@ def detect_anomalies(
     min_points: int = DEFAULT_MIN_POINTS,
     single_sample_z: float | None = DEFAULT_SINGLE_SAMPLE_Z,
     merge_gap: int = DEFAULT_MERGE_GAP,
+    gap_factor: float = DEFAULT_GAP_FACTOR,
+    gap_edge_seconds: float = 0.0,
+    held_share: float | None = DEFAULT_HELD_SHARE,
+    relative_floor: float | Mapping[str, float] = RELATIVE_STDDEV_FLOOR,
 ) -> pd.DataFrame:
     """Anomaly events of every (service, kpi) series in `samples`, oldest first.
 
-    Each series is sorted by ts and scored by `ewma_zscores` (or `robust_zscores`, with
-    `span` as the window); `find_events` turns the z-scores into events with the
-    `min_points`, `single_sample_z` and `merge_gap` rules. An event reports the ts of its
-    first and last anomalous sample, the sample with the largest |z| (peak_ts, peak_z
-    signed, peak_value, expected_value = the prediction at the peak), direction ("spike"
-    for z > 0, else "dip"), severity (`severity_for` on |peak_z|) and the number of
-    anomalous samples (points).
+    Each series is sorted by ts and scored by `score_series` (EWMA, or the robust window
+    with `span` as its length; gap edges left out, held series on their updates);
+    `find_events` turns the z-scores into events with the `min_points`, `single_sample_z`
+    and `merge_gap` rules (the gap counted in samples). `relative_floor` is one fraction
+    for every series, or one per KPI name (others get RELATIVE_STDDEV_FLOOR).
+
+    An event reports the ts of its first and last anomalous sample, the sample with the
+    largest |z| (peak_ts, peak_z signed, peak_value, expected_value = the prediction at the
+    peak), direction ("spike" for z > 0, else "dip"), severity (`severity_for` on
+    |peak_z|), the number of anomalous samples (points), and `alarm_ts`: the sample at which
+    a live detector raises it.
     """
     if method not in ("ewma", "robust"):
         raise ValueError(f"method must be 'ewma' or 'robust', got {method!r}")
@@ -357,42 +532,67 @@ def detect_anomalies(
     ends = np.r_[starts[1:], len(ordered)]
 
     values = ordered["value"].to_numpy(dtype="float64")
-    z = np.zeros(len(ordered))
-    expected = np.zeros(len(ordered))
-    for first, stop in zip(starts, ends, strict=True):
-        segment = values[first:stop]
-        if method == "ewma":
-            result = ewma_zscores(segment, span=span, warmup=warmup)
-        else:
-            result = robust_zscores(segment, window=span, warmup=warmup)
-        z[first:stop] = result.z
-        expected[first:stop] = result.expected
+    epoch = pd.Timestamp(0, tz="UTC")
+    seconds = (
+        (pd.to_datetime(ordered["ts"], utc=True) - epoch) / pd.Timedelta(seconds=1)
+    ).to_numpy()
+    kpis = ordered["kpi"].to_numpy()
 
+    def floor_of(kpi: object) -> float:
+        if isinstance(relative_floor, Mapping):
+            return float(relative_floor.get(str(kpi), RELATIVE_STDDEV_FLOOR))
+        return float(relative_floor)
+
+    rows, z, expected = [], [], []
+    for first, stop in zip(starts, ends, strict=True):
+        scored = score_series(
+            seconds[first:stop],
+            values[first:stop],
+            span=span,
+            warmup=warmup,
+            method=method,
+            gap_factor=gap_factor,
+            gap_edge_seconds=gap_edge_seconds,
+            held_share=held_share,
+            relative_floor=floor_of(kpis[first]),
+        )
+        rows.append(scored.rows + first)
+        z.append(scored.z)
+        expected.append(scored.expected)
+    scored_rows = np.concatenate(rows)
+    scored_z = np.concatenate(z)
     found = find_events(
-        z,
-        series_id,
+        scored_z,
+        series_id[scored_rows],
         z_threshold=z_threshold,
         min_points=min_points,
         single_sample_z=single_sample_z,
         merge_gap=merge_gap,
+        positions=scored_rows,
     )
     if not len(found.first):
         return _empty_events()
+    peak = scored_rows[found.peak]
     ts = ordered["ts"]
-    peak_z = z[found.peak]
+    peak_z = scored_z[found.peak]
+
+    def at(positions: np.ndarray) -> pd.Series:
+        return ts.iloc[scored_rows[positions]].reset_index(drop=True)
+
     events = pd.DataFrame(
         {
-            "service": ordered["service"].to_numpy()[found.peak],
-            "kpi": ordered["kpi"].to_numpy()[found.peak],
-            "start": ts.iloc[found.first].reset_index(drop=True),
-            "end": ts.iloc[found.last].reset_index(drop=True),
-            "peak_ts": ts.iloc[found.peak].reset_index(drop=True),
+            "service": ordered["service"].to_numpy()[peak],
+            "kpi": ordered["kpi"].to_numpy()[peak],
+            "start": at(found.first),
+            "end": at(found.last),
+            "peak_ts": at(found.peak),
             "peak_z": peak_z,
-            "peak_value": values[found.peak],
-            "expected_value": expected[found.peak],
+            "peak_value": values[peak],
+            "expected_value": np.concatenate(expected)[found.peak],
             "direction": np.where(peak_z > 0, "spike", "dip"),
             "severity": severity_for(np.abs(peak_z), severity_z),
             "points": found.points,
+            "alarm_ts": at(found.alarm),
         }
     )
     events = events.sort_values(["start", "service", "kpi"], kind="stable")

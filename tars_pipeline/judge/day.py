@@ -210,9 +210,7 @@ def day_anomalies(
     Cleaned exactly as the day's judgement cleans (`clean_samples`), so the nightly run and
     the live sensor see the same series and agree on what is an event.
     """
-    settings = config.thresholds.detector_settings()
-    if z_threshold is not None:
-        settings["z_threshold"] = z_threshold
+    settings = config.detector_settings(z_threshold)
     judged = clean_samples(history, config)
     events = detect_anomalies(judged[["service", "kpi", "ts", "value"]], **settings)
     if events.empty:

@@ -236,9 +236,8 @@ def test_a_lone_extreme_sample_is_an_event_raised_on_that_sample():
 def test_a_persistent_run_is_raised_on_its_min_points_th_sample():
     z = np.array([0.0, 3.2, 3.1, 3.3, 0.0])
 
-    events = find_events(z, z_threshold=3.0, min_points=DEFAULT_MIN_POINTS)
+    events = find_events(z, z_threshold=3.0, min_points=2)
 
-    assert DEFAULT_MIN_POINTS == 2
     assert events.first.tolist() == [1]
     assert events.alarm.tolist() == [2]  # a live detector knows at the second sample
     assert events.last.tolist() == [3]
@@ -250,7 +249,7 @@ def test_runs_of_one_direction_within_the_merge_gap_are_one_event():
     quiet = [0.0] * DEFAULT_MERGE_GAP
     z = np.array([4.0, 4.0, *quiet, 8.0, *quiet, 0.0, 4.0, 4.0])
 
-    events = find_events(z, z_threshold=3.0)
+    events = find_events(z, z_threshold=3.0, min_points=2)
 
     assert events.first.tolist() == [0, len(z) - 2]
     assert events.last.tolist() == [DEFAULT_MERGE_GAP + 2, len(z) - 1]
@@ -262,7 +261,7 @@ def test_a_dip_between_two_spikes_keeps_three_events_and_series_never_merge():
     z = np.array([4.0, 4.0, 0.0, -4.0, -4.0, 0.0, 4.0, 4.0, 4.0, 4.0])
     series = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
 
-    events = find_events(z, series, z_threshold=3.0)
+    events = find_events(z, series, z_threshold=3.0, min_points=2)
 
     assert events.first.tolist() == [0, 3, 6, 8]
 
@@ -279,7 +278,7 @@ def test_defaults_drop_the_lone_low_blips_and_keep_the_incident():
 
     assert samples["ts"][200] in set(plain["start"])
     assert events["start"].tolist() == [samples["ts"][300]]
-    assert events.iloc[0]["points"] >= 2
+    assert events.iloc[0]["points"] >= DEFAULT_MIN_POINTS
 
 
 @settings(max_examples=80, deadline=None)

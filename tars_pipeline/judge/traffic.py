@@ -101,15 +101,23 @@ def traffic_counts(
 
 
 def traffic_counts_from_frames(
-    throughput: pd.DataFrame, values: pd.DataFrame, step_seconds: float, share: ErrorShare
-) -> TrafficCounts:
+    throughput: pd.DataFrame | None,
+    values: pd.DataFrame | None,
+    step_seconds: float,
+    share: ErrorShare,
+) -> TrafficCounts | None:
     """`traffic_counts` of two frames with `ts` and `value` (one service; throughput and
-    the error-like KPI), paired on equal `ts`. A timestamp on one side only is left out."""
+    the error-like KPI), paired on equal `ts`. A timestamp on one side only is left out.
+
+    None when no timestamp pairs up (no throughput measured: the counts are unknown, which
+    is not the same as 0 requests); pass that None on to `compare_samples` as it is."""
     if throughput is None or values is None or throughput.empty or values.empty:
-        return TrafficCounts(0.0, 0.0, 0)
+        return None
     left = throughput[["ts", "value"]].drop_duplicates("ts")
     right = values[["ts", "value"]].drop_duplicates("ts")
     paired = left.merge(right, on="ts", suffixes=("_rps", "_kpi"))
+    if paired.empty:
+        return None
     return traffic_counts(
         paired["value_rps"].to_numpy(dtype="float64"),
         paired["value_kpi"].to_numpy(dtype="float64"),

@@ -63,7 +63,11 @@ def test_frames_are_paired_on_timestamps():
 
     # ts[2] has no error-rate sample: 600 + 1200 + 2400 requests, 6 + 0 + 12 errors.
     assert counts == TrafficCounts(4200.0, 18.0, 3)
-    assert traffic_counts_from_frames(throughput.iloc[:0], error_rate, STEP, "bad").requests == 0
+    # No throughput measured: unknown, not 0 requests.
+    assert traffic_counts_from_frames(throughput.iloc[:0], error_rate, STEP, "bad") is None
+    assert traffic_counts_from_frames(None, error_rate, STEP, "bad") is None
+    later = throughput.assign(ts=throughput["ts"] + pd.Timedelta(hours=1))
+    assert traffic_counts_from_frames(later, error_rate, STEP, "bad") is None
 
 
 def test_rate_test_by_hand_is_the_binomial_tail():

@@ -297,6 +297,13 @@ class Thresholds(_Model):
         "of exact zeros (sparse error rates) is judged zero-heavy: its effect size is Cliff's "
         "delta over the pairs that differ, since ties with zero say nothing about a shift.",
     )
+    min_requests: Annotated[float, Field(ge=0)] = Field(
+        default=10_000.0,
+        description="Requests (throughput x step, summed) a day-window needs before its error "
+        "rate or availability, or a ratio SLO on them, is judged; below it the day is "
+        "'insufficient traffic': no degradation, no SLO breach. 10 000 keeps one failed "
+        "request at most a tenth of a 99.9 % SLO's daily budget (judge/traffic.py).",
+    )
 
     def detector_settings(self) -> dict[str, Any]:
         """Keyword arguments of `judge.anomaly.detect_anomalies`, from these settings:

@@ -6,9 +6,17 @@ happened (`Comparison.outcome`):
 
 - "no_data": a side had no finite sample, so there is no evidence either way;
 - "no_change": every value on both sides is equal, so there is nothing to rank;
-- "ranked": the rank test ran; p, U and δ say how far the day moved.
+- "ranked": the rank test ran; p, U and δ say how far the day moved;
+- "rate_tested": an error-like KPI (error_rate, availability; `traffic.ERROR_LIKE_KPIS`)
+  whose baseline is ~0 (mean error % below the KPI's `near_zero`), given request counts
+  for both sides: p is the one-sided conditional binomial test of the two error
+  proportions (`traffic.rate_test`), since a relative change is undefined there and a rank
+  test on per-minute percentages misses errors concentrated in a few minutes;
+- "insufficient_traffic": an error-like KPI whose day had fewer than `min_requests`
+  requests: not judged (`traffic_reason` says why).
 
-Whether a ranked comparison is a degradation is the caller's rule (`is_adverse`).
+U, δ and the other rank-test fields are filled in every outcome but "no_data". Whether a
+comparison is a degradation is the caller's rule (`is_adverse`).
 """
 
 from __future__ import annotations
@@ -20,9 +28,20 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge.direction import adverse_sign
+from tars_pipeline.judge.traffic import (
+    DEFAULT_MIN_REQUESTS,
+    TrafficCounts,
+    error_pct,
+    error_share,
+    has_enough_traffic,
+    insufficient_traffic_reason,
+    rate_test,
+)
 
-Outcome = Literal["no_data", "no_change", "ranked"]
+Outcome = Literal["no_data", "no_change", "ranked", "rate_tested", "insufficient_traffic"]
+Test = Literal["mann_whitney", "poisson_rate"]
 
 # Cliff's delta magnitude bands (Romano et al., 2006, "Appropriate statistics for ordinal
 # level data", after Cohen's d of 0.2 / 0.5 / 0.8).
@@ -63,6 +82,11 @@ class Comparison:
     "Dominance statistics", Psychological Bulletin 114(3), 1993), so a day whose error
     minutes went from 2 % to 10 % of the day is not called a negligible change.
     `nonzero_*_pct` say how many samples carried errors on each side.
+
+    With request counts (error-like KPIs): `test` names the test behind `p_value`
+    ("poisson_rate" for a "rate_tested" outcome, else "mann_whitney"), `rate_p_value` is the
+    rate test's p, and the counts and error rates of both sides are given; an
+    "insufficient_traffic" outcome sets `insufficient_traffic` and `traffic_reason`.
     """
 
     p_value: float
@@ -76,6 +100,16 @@ class Comparison:
     nonzero_baseline_pct: float | None = None
     nonzero_observed_pct: float | None = None
     outcome: Outcome = "ranked"
+    test: Test = "mann_whitney"
+    rate_p_value: float | None = None
+    baseline_requests: float | None = None
+    baseline_errors: float | None = None
+    observed_requests: float | None = None
+    observed_errors: float | None = None
+    baseline_error_rate_pct: float | None = None
+    observed_error_rate_pct: float | None = None
+    insufficient_traffic: bool = False
+    traffic_reason: str | None = None
 
     @property
     def no_data(self) -> bool:
@@ -89,12 +123,37 @@ class Comparison:
         return self.effect_size / untied if untied > 0 else 0.0
 
     def is_adverse(self, p_threshold: float, direction: str) -> bool:
-        """Ranked, significant at `p_threshold`, and Cliff's delta points the bad way."""
+        """Ranked, significant at `p_threshold`, and Cliff's delta points the bad way; or
+        rate-tested, significant, and the day's error proportion the higher one (more
+        errors are the bad way for error rate and availability alike). Never for
+        "no_data", "no_change" or "insufficient_traffic"."""
+        if self.outcome == "rate_tested":
+            base = self.baseline_error_rate_pct or 0.0
+            observed = self.observed_error_rate_pct
+            return self.p_value < p_threshold and observed is not None and observed > base
         return (
             self.outcome == "ranked"
             and self.p_value < p_threshold
             and is_adverse_effect(self.effect_size, direction)
         )
+
+    def traffic_record(self) -> dict:
+        """The request-count keys, to append after a record's existing keys: test,
+        rate_p_value, baseline_requests, baseline_errors, observed_requests,
+        observed_errors, baseline_error_rate_pct, observed_error_rate_pct,
+        insufficient_traffic, traffic_reason."""
+        return {
+            "test": self.test,
+            "rate_p_value": self.rate_p_value,
+            "baseline_requests": self.baseline_requests,
+            "baseline_errors": self.baseline_errors,
+            "observed_requests": self.observed_requests,
+            "observed_errors": self.observed_errors,
+            "baseline_error_rate_pct": self.baseline_error_rate_pct,
+            "observed_error_rate_pct": self.observed_error_rate_pct,
+            "insufficient_traffic": self.insufficient_traffic,
+            "traffic_reason": self.traffic_reason,
+        }
 
 
 def _tie_share(base: np.ndarray, obs: np.ndarray) -> float:
@@ -107,7 +166,14 @@ def _tie_share(base: np.ndarray, obs: np.ndarray) -> float:
 
 
 def compare_samples(
-    baseline: np.ndarray, observed: np.ndarray, *, zero_heavy_share: float = 0.5
+    baseline: np.ndarray,
+    observed: np.ndarray,
+    *,
+    zero_heavy_share: float = 0.5,
+    kpi: KpiDefinition | None = None,
+    baseline_traffic: TrafficCounts | None = None,
+    observed_traffic: TrafficCounts | None = None,
+    min_requests: float = DEFAULT_MIN_REQUESTS,
 ) -> Comparison:
     """Two-sided Mann-Whitney U test (scipy.stats.mannwhitneyu, tie-corrected) of observed
     vs baseline, as Kayenta's judge classifies a canary metric, with Cliff's delta.
@@ -117,6 +183,14 @@ def compare_samples(
     rank test stays valid for zero-heavy series (its tie correction handles the zeros); only
     the reading of the effect size changes (see `Comparison`): with ≥ `zero_heavy_share`
     zeros pooled, the magnitude comes from δ among the pairs that differ.
+
+    Request counts (`traffic.traffic_counts_from_frames` of the service's throughput and
+    this KPI, one per side) matter only with an error-like `kpi` (error_rate,
+    availability); without them, or for another KPI, the result is the rank test's alone:
+
+    - `observed_traffic` below `min_requests` requests → "insufficient_traffic";
+    - else, with `baseline_traffic` too and a baseline whose mean error % is below
+      `kpi.near_zero` → "rate_tested" (`traffic.rate_test`).
     """
     base = np.asarray(baseline, dtype="float64")
     obs = np.asarray(observed, dtype="float64")
@@ -129,7 +203,7 @@ def compare_samples(
     zero_share = 1.0 - (np.count_nonzero(base) + np.count_nonzero(obs)) / (n_base + n_obs)
     zero_heavy = bool(zero_share >= zero_heavy_share)
     if np.ptp(np.concatenate([base, obs])) == 0:
-        return Comparison(
+        tied = Comparison(
             1.0,
             n_base * n_obs / 2.0,
             0.0,
@@ -141,6 +215,9 @@ def compare_samples(
             nonzero_base,
             nonzero_obs,
             outcome="no_change",
+        )
+        return _with_traffic(
+            tied, base, kpi, baseline_traffic, observed_traffic, min_requests=min_requests
         )
     result = stats.mannwhitneyu(obs, base, alternative="two-sided")
     u_statistic = float(result.statistic)
@@ -164,4 +241,54 @@ def compare_samples(
         comparison = replace(
             comparison, effect_magnitude=effect_magnitude(comparison.untied_effect_size)
         )
-    return comparison
+    return _with_traffic(
+        comparison, base, kpi, baseline_traffic, observed_traffic, min_requests=min_requests
+    )
+
+
+def _with_traffic(
+    comparison: Comparison,
+    base: np.ndarray,
+    kpi: KpiDefinition | None,
+    baseline_traffic: TrafficCounts | None,
+    observed_traffic: TrafficCounts | None,
+    *,
+    min_requests: float,
+) -> Comparison:
+    """The rank test's comparison, re-judged on request counts where they apply."""
+    share = error_share(kpi.name) if kpi is not None else None
+    if share is None or (baseline_traffic is None and observed_traffic is None):
+        return comparison
+    counts = {}
+    if baseline_traffic is not None:
+        counts["baseline_requests"] = baseline_traffic.requests
+        counts["baseline_errors"] = baseline_traffic.errors
+        counts["baseline_error_rate_pct"] = baseline_traffic.error_rate_pct
+    if observed_traffic is not None:
+        counts["observed_requests"] = observed_traffic.requests
+        counts["observed_errors"] = observed_traffic.errors
+        counts["observed_error_rate_pct"] = observed_traffic.error_rate_pct
+    comparison = replace(comparison, **counts)
+    if observed_traffic is not None and not has_enough_traffic(
+        observed_traffic.requests, min_requests
+    ):
+        reason = insufficient_traffic_reason(observed_traffic.requests, min_requests)
+        return replace(
+            comparison,
+            outcome="insufficient_traffic",
+            insufficient_traffic=True,
+            traffic_reason=reason,
+        )
+    baseline_near_zero = abs(float(error_pct(base, share).mean())) < kpi.near_zero
+    if baseline_traffic is None or observed_traffic is None or not baseline_near_zero:
+        return comparison
+    test = rate_test(baseline_traffic, observed_traffic)
+    return replace(
+        comparison,
+        outcome="rate_tested",
+        test="poisson_rate",
+        p_value=test.p_value,
+        rate_p_value=test.p_value,
+        baseline_error_rate_pct=test.baseline_rate_pct,
+        observed_error_rate_pct=test.observed_rate_pct,
+    )

@@ -1,4 +1,4 @@
-"""NAB scoring, standard profile: how early and how cleanly a detector finds labelled windows.
+"""NAB scoring: how early and how cleanly a detector finds labelled windows.
 
 The Numenta Anomaly Benchmark (Lavin & Ahmad, "Evaluating real-time anomaly detection
 algorithms — the Numenta Anomaly Benchmark", ICMLA 2015; Ahmad et al., Neurocomputing 2017)
@@ -23,13 +23,20 @@ arrays, for one fixed detection threshold:
   100 · (raw − null) / (perfect − null).
 
 Detections are booleans per row: for an event detector, True at each event's first row.
+
+**Profiles.** NAB scores every detector with three cost matrices (`config/profiles.json`):
+"standard" (fp 0.11), "reward_low_FP_rate" (a false positive costs twice as much, 0.22) and
+"reward_low_FN_rate" (a missed window costs 2 instead of 1); the true-positive weight is 1
+in all three. Each profile's null and perfect bounds are computed with its own weights, so a
+score is only comparable with scores under the same profile. `PROFILES` maps NAB's names.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -49,7 +56,17 @@ class CostProfile:
     fn_weight: float = 1.0
 
 
+# NAB's config/profiles.json (tnWeight, 1.0 in all three, is unused by its scorer).
 STANDARD_PROFILE = CostProfile()
+REWARD_LOW_FP_PROFILE = CostProfile(tp_weight=1.0, fp_weight=0.22, fn_weight=1.0)
+REWARD_LOW_FN_PROFILE = CostProfile(tp_weight=1.0, fp_weight=0.11, fn_weight=2.0)
+PROFILES: Mapping[str, CostProfile] = MappingProxyType(
+    {
+        "standard": STANDARD_PROFILE,
+        "reward_low_FP_rate": REWARD_LOW_FP_PROFILE,
+        "reward_low_FN_rate": REWARD_LOW_FN_PROFILE,
+    }
+)
 
 
 class FileScore(NamedTuple):

@@ -24,13 +24,20 @@ Two kinds of SLI (`SloDefinition.sli`):
 
 Every sample weighs the same: without request counts a step's error ratio stands for that
 step (the Workbook's "time-based" approximation).
+
+**Low traffic.** Given the day's request count (`traffic.request_count` of the service's
+throughput, or `traffic.traffic_counts_from_frames(...).requests`), a ratio SLI judged on
+fewer than `min_requests` requests is "insufficient traffic" (`SloDayStatus.
+insufficient_traffic`, with a `reason`): neither compliant-or-not evidence nor a breach,
+since one failed request of 500 is already twice a 99.9 % budget. `slo_window_summary`
+leaves such days (an `insufficient_traffic` column in `by_day`) out of the window's budget.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -38,6 +45,11 @@ import pandas as pd
 from tars_pipeline.config import KpiDefinition, SloDefinition
 from tars_pipeline.judge.direction import beyond, has_bad_side
 from tars_pipeline.judge.formatting import finite_or_none
+from tars_pipeline.judge.traffic import (
+    DEFAULT_MIN_REQUESTS,
+    has_enough_traffic,
+    insufficient_traffic_reason,
+)
 
 # burn_rate ≤ 1 must hold for an error ratio equal to the budget, which binary floating
 # point can land a hair above (0.001 / (1 − 0.999) = 0.9999999999999991 or 1.0000000000000009).
@@ -99,6 +111,10 @@ class SloDayStatus:
       lower_is_better, objective / observed for higher_is_better), so 180 ms against a
       200 ms objective is 0.9. None when undefined (no data, or a zero denominator).
     - breached: utilisation > 1 or not compliant.
+    - requests: the day's request count when the caller gave one; insufficient_traffic:
+      a ratio SLI with fewer than min_requests requests, then compliant, not breached,
+      utilisation None (not judged), and `reason` says why. bad_fraction and burn_rate keep
+      the numbers measured.
     """
 
     slo: str
@@ -108,6 +124,9 @@ class SloDayStatus:
     utilisation: float | None
     breached: bool
     sample_count: int
+    requests: float | None = None
+    insufficient_traffic: bool = False
+    reason: str | None = None
 
     @property
     def no_data(self) -> bool:
@@ -130,13 +149,22 @@ def _threshold_utilisation(
 
 
 def slo_day_status(
-    values: np.ndarray, slo: SloDefinition, kpi: KpiDefinition, statistic_value: float
+    values: np.ndarray,
+    slo: SloDefinition,
+    kpi: KpiDefinition,
+    statistic_value: float,
+    *,
+    requests: float | None = None,
+    min_requests: float = DEFAULT_MIN_REQUESTS,
 ) -> SloDayStatus:
     """Judge one SLO on one day's samples; `statistic_value` is the day's KPI statistic
     (the one drift compares), used by threshold SLIs for utilisation.
 
     A day without samples is compliant and not breached, with `utilisation` None and
     `sample_count` 0: the SLO cannot be judged, which the caller reports as missing data.
+    With `requests` (the day's request count) below `min_requests`, a ratio SLI's day is
+    "insufficient traffic": compliant, not breached, `utilisation` None, with a `reason`.
+    Without `requests` (None) nothing changes.
     """
     values = np.asarray(values, dtype="float64")
     sample_count = int(np.isfinite(values).sum())
@@ -150,7 +178,7 @@ def slo_day_status(
     else:
         utilisation = _threshold_utilisation(float(statistic_value), slo, kpi)
     breached = (not compliant) or (utilisation is not None and utilisation > 1.0 + _TOLERANCE)
-    return SloDayStatus(
+    status = SloDayStatus(
         slo=slo.name,
         bad_fraction=fraction,
         burn_rate=burn_rate,
@@ -158,6 +186,22 @@ def slo_day_status(
         utilisation=utilisation,
         breached=bool(breached),
         sample_count=sample_count,
+        requests=requests,
+    )
+    if (
+        requests is None
+        or slo.sli != "ratio"
+        or sample_count == 0
+        or has_enough_traffic(requests, min_requests)
+    ):
+        return status
+    return replace(
+        status,
+        compliant=True,
+        utilisation=None,
+        breached=False,
+        insufficient_traffic=True,
+        reason=insufficient_traffic_reason(requests, min_requests),
     )
 
 
@@ -350,12 +394,23 @@ def slo_window_summary(
       `kpi` is needed to turn values into error ratios). Empty without samples.
 
     Without any samples: sli_pct None, met False, nothing consumed.
+
+    With an `insufficient_traffic` column in `by_day` (`SloDayStatus.insufficient_traffic`),
+    those days are left out of every window figure as a day without samples is, each
+    `by_day` record gets `insufficient_traffic`, and `days_insufficient_traffic` counts
+    them (the last key). Without the column nothing changes.
     """
     budget = error_budget(slo)
     days = by_day.sort_values("day")
     counts = days["sample_count"].to_numpy(dtype="float64")
     fractions = days["bad_fraction"].to_numpy(dtype="float64")
-    observed = (counts > 0) & np.isfinite(fractions)
+    flags_traffic = "insufficient_traffic" in days.columns
+    low_traffic = (
+        days["insufficient_traffic"].fillna(False).to_numpy(dtype=bool)
+        if flags_traffic
+        else np.zeros(len(days), dtype=bool)
+    )
+    observed = (counts > 0) & np.isfinite(fractions) & ~low_traffic
     total = float(counts[observed].sum())
     has_data = total > 0
     window_bad = float((fractions[observed] * counts[observed]).sum() / total) if has_data else 0.0
@@ -366,7 +421,7 @@ def slo_window_summary(
     )
 
     by_day_records = []
-    for row in days.to_dict("records"):
+    for row, low in zip(days.to_dict("records"), low_traffic, strict=True):
         record = {
             "day": int(row["day"]),
             "bad_fraction_pct": finite_or_none(float(row["bad_fraction"]) * 100.0),
@@ -376,6 +431,8 @@ def slo_window_summary(
         }
         if "utilisation" in row:
             record["utilisation"] = finite_or_none(row["utilisation"])
+        if flags_traffic:
+            record["insufficient_traffic"] = bool(low)
         by_day_records.append(record)
 
     alerts: list[dict] = []
@@ -386,7 +443,7 @@ def slo_window_summary(
         finite_values = values[np.isfinite(values)]
         kpi_mean = float(finite_values.mean()) if finite_values.size else None
 
-    return {
+    summary = {
         "slo": slo.name,
         "kpi": slo.kpi,
         "sli": slo.sli,
@@ -410,3 +467,6 @@ def slo_window_summary(
         "by_day": by_day_records,
         "alerts_fired": alerts,
     }
+    if flags_traffic:
+        summary["days_insufficient_traffic"] = int(low_traffic.sum())
+    return summary

@@ -1,4 +1,4 @@
-"""NAB scoring on tiny hand-made series: what NAB's standard profile rewards and punishes."""
+"""NAB scoring on tiny hand-made series: what NAB's three profiles reward and punish."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import pandas as pd
 import pytest
 
 from tars_pipeline.judge.nab import (
+    PROFILES,
+    REWARD_LOW_FN_PROFILE,
+    REWARD_LOW_FP_PROFILE,
     STANDARD_PROFILE,
+    CostProfile,
     normalised_score,
     probation_rows,
     row_weights,
@@ -138,3 +142,62 @@ def test_row_weights_are_full_credit_at_a_window_start_and_cost_outside():
     assert weight[0] == pytest.approx(-0.11)
     assert window[60] == window[99] == 0 and window[140] == 1 and window[100] == -1
     assert np.all(np.diff(weight[60:100]) < 0)  # earlier is always better
+
+
+def test_the_three_profiles_are_nabs_cost_matrices_under_nabs_names():
+    # NAB config/profiles.json: tp 1 in all; fp 0.11 / 0.22 / 0.11; fn 1 / 1 / 2.
+    assert dict(PROFILES) == {
+        "standard": CostProfile(tp_weight=1.0, fp_weight=0.11, fn_weight=1.0),
+        "reward_low_FP_rate": CostProfile(tp_weight=1.0, fp_weight=0.22, fn_weight=1.0),
+        "reward_low_FN_rate": CostProfile(tp_weight=1.0, fp_weight=0.11, fn_weight=2.0),
+    }
+    assert PROFILES["standard"] is STANDARD_PROFILE
+    assert PROFILES["reward_low_FP_rate"] is REWARD_LOW_FP_PROFILE
+    assert PROFILES["reward_low_FN_rate"] is REWARD_LOW_FN_PROFILE
+
+
+# One false positive before the first window (row 40), the first window found at its
+# start (row 60, worth 1), the second missed. raw = 1 − fp − fn, null = −2·fn, perfect = 2:
+#   standard:           raw = 1 − 0.11 − 1 = −0.11, 100 · (−0.11 + 2) / (2 + 2) = 47.25
+#   reward_low_FP_rate: raw = 1 − 0.22 − 1 = −0.22, 100 · (−0.22 + 2) / (2 + 2) = 44.5
+#   reward_low_FN_rate: raw = 1 − 0.11 − 2 = −1.11, 100 · (−1.11 + 4) / (2 + 4) = 48.1667
+@pytest.mark.parametrize(
+    ("name", "raw", "null", "expected"),
+    [
+        ("standard", -0.11, -2.0, 47.25),
+        ("reward_low_FP_rate", -0.22, -2.0, 44.5),
+        ("reward_low_FN_rate", -1.11, -4.0, 100.0 * 2.89 / 6.0),
+    ],
+)
+def test_each_profile_weighs_a_false_alarm_and_a_miss_by_hand(name, raw, null, expected):
+    score = score_file(TS, _detect_at(40, 60), WINDOWS, profile=PROFILES[name])
+
+    assert score.raw == pytest.approx(raw)
+    assert score.null == pytest.approx(null)
+    assert score.perfect == pytest.approx(2.0)
+    assert (score.windows, score.detected_windows, score.false_positives) == (2, 1, 1)
+    assert normalised_score([score]) == pytest.approx(expected)
+
+
+def test_reward_low_fp_rate_doubles_the_cost_of_a_false_alarm():
+    # Two false alarms before the first window, both windows found at their start.
+    rows = (35, 40, 60, 140)
+    standard = score_file(TS, _detect_at(*rows), WINDOWS, profile=STANDARD_PROFILE)
+    low_fp = score_file(TS, _detect_at(*rows), WINDOWS, profile=REWARD_LOW_FP_PROFILE)
+
+    assert normalised_score([standard]) == pytest.approx(100.0 * (4.0 - 0.22) / 4.0)
+    assert normalised_score([low_fp]) == pytest.approx(100.0 * (4.0 - 0.44) / 4.0)
+
+
+def test_reward_low_fn_rate_makes_a_miss_cost_two():
+    # The first window found at its start, the second missed, no false alarm:
+    # standard (1 − 1 + 2) / 4 = 50 %; low FN (1 − 2 + 4) / 6 = 50 %, but a late find in the
+    # second window (row 159, worth σ(−1/20) / σ(−1)) gains more under low FN.
+    late = scaled_sigmoid(-1.0 / 20.0) / scaled_sigmoid(-1.0)
+    standard = score_file(TS, _detect_at(60, 159), WINDOWS, profile=STANDARD_PROFILE)
+    low_fn = score_file(TS, _detect_at(60, 159), WINDOWS, profile=REWARD_LOW_FN_PROFILE)
+
+    assert normalised_score([score_file(TS, _detect_at(60), WINDOWS)]) == pytest.approx(50.0)
+    assert normalised_score([standard]) == pytest.approx(100.0 * (1.0 + late + 2.0) / 4.0)
+    assert normalised_score([low_fn]) == pytest.approx(100.0 * (1.0 + late + 4.0) / 6.0)
+    assert normalised_score([low_fn]) > normalised_score([standard])

@@ -18,6 +18,7 @@ from tars_pipeline.judge.slo import (
     slo_day_status,
     slo_window_summary,
 )
+from tars_pipeline.judge.traffic import request_count
 
 KPIS = {kpi.name: kpi for kpi in default_kpis()}
 SLOS = {slo.name: slo for slo in default_slos()}
@@ -225,3 +226,55 @@ def test_a_burn_too_small_to_divide_by_never_exhausts_the_budget():
 
     assert days_to_exhaustion(10.0, 1e-320, 30) is None
     assert days_to_exhaustion(10.0, 0.5, 30) == pytest.approx(54.0)
+
+
+# --- low traffic: "insufficient traffic", not a breach --------------------------------------
+
+
+def test_an_availability_breach_on_too_few_requests_is_insufficient_traffic():
+    values = np.full(1440, 99.8)  # burn rate 2 on a 99.9 % SLO
+    # 0.05 req/s all day: 0.05 · 60 · 1440 = 4320 requests, below the default 10 000.
+    requests = request_count(np.full(1440, 0.05), 60)
+    status = slo_day_status(values, AVAILABILITY, KPIS["availability"], 99.8, requests=requests)
+
+    assert status.insufficient_traffic and not status.breached and status.compliant
+    assert status.utilisation is None
+    assert status.burn_rate == pytest.approx(2.0)  # measured, not judged
+    assert status.requests == pytest.approx(4320.0)
+    assert status.reason.startswith("insufficient traffic: 4,320 requests on the day")
+
+
+def test_enough_requests_or_none_given_judge_the_day_as_before():
+    values = np.full(1440, 99.8)
+    before = slo_day_status(values, AVAILABILITY, KPIS["availability"], 99.8)
+    busy = slo_day_status(values, AVAILABILITY, KPIS["availability"], 99.8, requests=4.32e6)
+    lowered = slo_day_status(
+        values, AVAILABILITY, KPIS["availability"], 99.8, requests=4320.0, min_requests=1000
+    )
+
+    assert before.breached and not before.insufficient_traffic and before.requests is None
+    for status in (busy, lowered):
+        assert status.breached and not status.insufficient_traffic and status.reason is None
+        assert (status.burn_rate, status.utilisation) == (before.burn_rate, before.utilisation)
+
+
+def test_a_threshold_slo_is_not_guarded_by_requests():
+    values = np.full(1440, 250.0)
+    status = slo_day_status(values, LATENCY_P99, KPIS["latency_p99"], 250.0, requests=10.0)
+    assert status.breached and not status.insufficient_traffic
+
+
+def test_the_window_leaves_insufficient_traffic_days_out():
+    by_day = day_rows([0.0005, 0.02, 0.0005], AVAILABILITY)  # day 2 burns 20x ...
+    by_day["insufficient_traffic"] = [False, True, False]  # ... on a handful of requests
+
+    summary = slo_window_summary(by_day, AVAILABILITY, window_days=3)
+    without = slo_window_summary(
+        by_day.drop(columns="insufficient_traffic"), AVAILABILITY, window_days=3
+    )
+
+    assert summary["burn_rate"] == pytest.approx(0.5) and summary["met"]
+    assert summary["days_observed"] == 2 and summary["days_insufficient_traffic"] == 1
+    assert [day["insufficient_traffic"] for day in summary["by_day"]] == [False, True, False]
+    assert not without["met"] and "days_insufficient_traffic" not in without
+    assert "insufficient_traffic" not in without["by_day"][0]

@@ -598,17 +598,15 @@ class TarsConfig(_Model):
 
     def detector_settings(self, z_threshold: float | None = None) -> dict[str, Any]:
         """Keyword arguments of `judge.anomaly.detect_anomalies` for this config: the
-        thresholds' detector settings, each KPI's spread floor (`anomaly_min_change_pct`, or
-        its threshold_pct, over z) and the gap edge (the source's rate window). One place,
-        so the nightly asset and the continuous sensor cannot disagree."""
+        thresholds' detector settings, each KPI's smallest anomalous move
+        (`anomaly_min_change_pct`, or its threshold_pct) and the gap edge (the source's
+        rate window). One place, so the nightly asset and the sensor cannot disagree."""
         settings = self.thresholds.detector_settings()
         if z_threshold is not None:
             settings["z_threshold"] = z_threshold
         change = self.thresholds.anomaly_min_change_pct
-        settings["relative_floor"] = {
-            kpi.name: (change if change is not None else kpi.threshold_pct)
-            / 100.0
-            / settings["z_threshold"]
+        settings["min_change"] = {
+            kpi.name: (change if change is not None else kpi.threshold_pct) / 100.0
             for kpi in self.kpis
         }
         edge = self.thresholds.anomaly_gap_edge_seconds

@@ -186,7 +186,7 @@ def detect_csv(
         min_points=min_points,
         single_sample_z=single_sample_z,
         merge_gap=merge_gap,
-        relative_floor=min_change_pct / 100.0 / z_threshold,
+        min_change=min_change_pct / 100.0,
         gap_edge_seconds=gap_edge_seconds,
     )
     steps = series["ts"].diff().dropna()

@@ -37,8 +37,8 @@ in three steps (`find_events`):
   update far out, one event.
 - *Spread floors in the series' own units.* The spread is never below half the series'
   `resolution` (1 for an integer gauge: a one-step change is never an anomaly on its own)
-  nor `relative_floor` × the magnitude in play; the pipeline sets the latter per KPI to
-  threshold_pct / 100 / z_threshold, so a move the drift judgement would call noise cannot
+  nor `min_change` / z_threshold × the magnitude in play, so a move smaller than
+  `min_change` (10 % of the level; the pipeline uses each KPI's threshold_pct) cannot
   reach the threshold, and a flat series that moves gets a z in proportion to the move.
 
 An event's severity comes from its peak |z|. With min_points=1, single_sample_z=None and
@@ -103,6 +103,8 @@ DEFAULT_MERGE_GAP = 36
 # a series repeating its previous value this often is held (scored on its updates).
 DEFAULT_GAP_FACTOR = 2.5
 DEFAULT_HELD_SHARE = 0.5
+# A KPI's default drift threshold (10 %): a smaller move is not an anomaly either.
+DEFAULT_MIN_CHANGE = 0.10
 RESOLUTION_MAX_DECIMALS = 6
 
 
@@ -504,15 +506,17 @@ def detect_anomalies(
     gap_factor: float = DEFAULT_GAP_FACTOR,
     gap_edge_seconds: float = 0.0,
     held_share: float | None = DEFAULT_HELD_SHARE,
-    relative_floor: float | Mapping[str, float] = RELATIVE_STDDEV_FLOOR,
+    min_change: float | Mapping[str, float] = DEFAULT_MIN_CHANGE,
 ) -> pd.DataFrame:
     """Anomaly events of every (service, kpi) series in `samples`, oldest first.
 
     Each series is sorted by ts and scored by `score_series` (EWMA, or the robust window
     with `span` as its length; gap edges left out, held series on their updates);
     `find_events` turns the z-scores into events with the `min_points`, `single_sample_z`
-    and `merge_gap` rules (the gap counted in samples). `relative_floor` is one fraction
-    for every series, or one per KPI name (others get RELATIVE_STDDEV_FLOOR).
+    and `merge_gap` rules (the gap counted in samples). `min_change` is the smallest move,
+    as a fraction of the expected level, that can reach `z_threshold` (the spread floor is
+    min_change / z_threshold × the level): one for every series, or one per KPI name
+    (others get DEFAULT_MIN_CHANGE).
 
     An event reports the ts of its first and last anomalous sample, the sample with the
     largest |z| (peak_ts, peak_z signed, peak_value, expected_value = the prediction at the
@@ -539,9 +543,10 @@ def detect_anomalies(
     kpis = ordered["kpi"].to_numpy()
 
     def floor_of(kpi: object) -> float:
-        if isinstance(relative_floor, Mapping):
-            return float(relative_floor.get(str(kpi), RELATIVE_STDDEV_FLOOR))
-        return float(relative_floor)
+        change = min_change
+        if isinstance(change, Mapping):
+            change = change.get(str(kpi), DEFAULT_MIN_CHANGE)
+        return max(float(change) / z_threshold, RELATIVE_STDDEV_FLOOR)
 
     rows, z, expected = [], [], []
     for first, stop in zip(starts, ends, strict=True):

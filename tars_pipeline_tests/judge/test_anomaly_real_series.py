@@ -15,8 +15,6 @@ from tars_pipeline.judge.anomaly import (
 )
 
 SEVERITY_Z = {"medium": 4.0, "high": 6.0, "critical": 10.0}
-# What the pipeline passes for a KPI with the default 10 % threshold at z 3.
-KPI_FLOOR = 0.10 / 3.0
 
 
 def _frame(values: np.ndarray, ts: pd.DatetimeIndex | None = None) -> pd.DataFrame:
@@ -31,7 +29,6 @@ def _detect(samples: pd.DataFrame, **overrides: object) -> pd.DataFrame:
         "warmup": 60,
         "z_threshold": 3.0,
         "severity_z": SEVERITY_Z,
-        "relative_floor": KPI_FLOOR,
         **overrides,
     }
     return detect_anomalies(samples, **settings)
@@ -50,7 +47,7 @@ def test_an_hourly_gauge_is_scored_on_its_updates_and_stays_silent() -> None:
     assert is_held(values, 0.5)
 
     events = _detect(_frame(values))
-    per_sample = _detect(_frame(values), held_share=None, relative_floor=1e-6)
+    per_sample = _detect(_frame(values), held_share=None, min_change=1e-9)
 
     assert events.empty
     # What the detector did before: every ordinary hourly step scored far out.
@@ -87,7 +84,7 @@ def test_a_replica_count_moving_by_one_is_not_an_anomaly_but_a_doubling_is() -> 
 
 def test_a_flat_series_that_moves_gets_a_z_in_proportion_to_the_move() -> None:
     values = np.r_[np.full(120, 99.95), np.full(3, 99.45), np.full(60, 99.95)]
-    events = _detect(_frame(values), relative_floor=0.001 / 3.0)  # availability: 0.1 %
+    events = _detect(_frame(values), min_change=0.001)  # availability: 0.1 %
 
     assert len(events) == 1
     # 0.5 points below a flat 99.95: z = 0.5 / (0.001 / 3 * 99.95) = 15, not 1e6.
@@ -140,13 +137,13 @@ def test_the_alarm_is_the_sample_a_live_detector_would_raise_it_at() -> None:
     values = rng.normal(100.0, 1.0, 300)
     values[200:210] = 104.0 + np.arange(10)  # creeps out: not extreme at once
 
-    event = _detect(_frame(values), relative_floor=1e-6).iloc[0]
+    event = _detect(_frame(values), min_change=1e-9).iloc[0]
     ts = _frame(values)["ts"]
 
     assert event["start"] <= event["alarm_ts"] <= event["end"]
     # The same event is found when the series stops at its alarm sample (no look-ahead).
     alarm_row = int(np.flatnonzero(ts == event["alarm_ts"])[0])
-    truncated = _detect(_frame(values[: alarm_row + 1]), relative_floor=1e-6)
+    truncated = _detect(_frame(values[: alarm_row + 1]), min_change=1e-9)
     assert truncated.iloc[-1]["alarm_ts"] == event["alarm_ts"]
 
 

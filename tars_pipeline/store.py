@@ -41,7 +41,8 @@ COLUMN_TYPES: dict[str, str] = {
     ),
     **dict.fromkeys(("hour", "hours_compared", "max_hourly_drift_hour"), "INTEGER"),
     **dict.fromkeys(
-        ("relative", "flagged", "compliant", "breached", "slo_breached"), "BOOLEAN"
+        ("relative", "flagged", "compliant", "breached", "slo_breached", "insufficient_traffic"),
+        "BOOLEAN",
     ),
     "body": "JSON",
 }  # fmt: skip

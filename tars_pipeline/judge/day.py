@@ -28,18 +28,26 @@ from tars_pipeline.judge.maintenance import (
 from tars_pipeline.judge.seasonality import ReferenceDays, reference_dates
 from tars_pipeline.judge.slo import slo_day_status
 from tars_pipeline.judge.stats import prefilter, summarise
+from tars_pipeline.judge.traffic import request_count
 
 SLO_COLUMNS = [
     "service", "slo", "kpi", "bad_fraction", "burn_rate", "utilisation", "compliant",
-    "breached", "sample_count",
+    "breached", "sample_count", "requests", "insufficient_traffic", "reason",
 ]  # fmt: skip
 
 
 def slo_status_for_day(
     samples: pd.DataFrame, stats: pd.DataFrame, config: TarsConfig
 ) -> pd.DataFrame:
-    """Each SLO's status per service for one day (bad fraction, burn rate, utilisation)."""
+    """Each SLO's status per service for one day (bad fraction, burn rate, utilisation);
+    a ratio SLO judged on fewer than `thresholds.min_requests` requests (from the service's
+    throughput) is "insufficient traffic", neither met nor breached."""
     kpis = config.kpis_by_name
+    throughput = samples[samples["kpi"] == "throughput"]
+    requests_by_service = {
+        service: request_count(rows["value"].to_numpy(), config.step_seconds)
+        for service, rows in throughput.groupby("service")
+    }
     rows = []
     for slo in config.slos:
         kpi = kpis[slo.kpi]
@@ -47,7 +55,14 @@ def slo_status_for_day(
         for service, values in series.groupby("service"):
             stat = stats[(stats["service"] == service) & (stats["kpi"] == slo.kpi)]
             statistic_value = float(stat[kpi.statistic].iloc[0]) if len(stat) else float("nan")
-            status = slo_day_status(values["value"].to_numpy(), slo, kpi, statistic_value)
+            status = slo_day_status(
+                values["value"].to_numpy(),
+                slo,
+                kpi,
+                statistic_value,
+                requests=requests_by_service.get(service),
+                min_requests=config.thresholds.min_requests,
+            )
             rows.append(
                 {
                     "service": service,
@@ -59,6 +74,9 @@ def slo_status_for_day(
                     "compliant": status.compliant,
                     "breached": status.breached,
                     "sample_count": status.sample_count,
+                    "requests": status.requests,
+                    "insufficient_traffic": status.insufficient_traffic,
+                    "reason": status.reason,
                 }
             )
     return pd.DataFrame(rows, columns=SLO_COLUMNS)

@@ -36,6 +36,12 @@ from tars_pipeline.judge.severity import (
     severity_of,
     slo_impacts,
 )
+from tars_pipeline.judge.traffic import (
+    DEFAULT_MIN_REQUESTS,
+    TrafficCounts,
+    error_share,
+    traffic_counts_from_frames,
+)
 
 _EMPTY = np.empty(0, dtype="float64")
 _KEYS = ["service", "kpi"]
@@ -85,7 +91,8 @@ class Degradation(KpiFinding):
         abs_change / adverse_drift_pct (worst day), threshold_pct, threshold_multiple,
         p_value, u_statistic, effect_size, effect_magnitude, days_degraded, zero_heavy,
         nonzero_baseline_pct / nonzero_observed_pct, baseline_method, weekday_factor,
-        status, slo, slo_utilisation (worst day), slo_breached, slo_exhausted, explanation.
+        status, slo, slo_utilisation (worst day), slo_breached, slo_exhausted, explanation,
+        test (the test behind p_value), traffic (request and error counts; null without).
         """
         comparison, slo = self.comparison, self.worst_slo
         return {
@@ -118,6 +125,10 @@ class Degradation(KpiFinding):
             "slo_breached": self.slo_breached,
             "slo_exhausted": self.slo_exhausted,
             "explanation": explain.degradation(self),
+            "test": comparison.test,
+            "traffic": (
+                comparison.traffic_record() if comparison.observed_requests is not None else None
+            ),
         }
 
 
@@ -155,6 +166,47 @@ def _matched_values(
         empty_day = day["value"].to_numpy("float64") if day is not None else _EMPTY
         return empty_base, empty_day
     return hour_matched_values(baseline, day, weekday_factor)
+
+
+class _TrafficSides:
+    """Request and error counts of an error-like KPI's service, baseline and day."""
+
+    def __init__(
+        self, baseline: pd.DataFrame, day: pd.DataFrame, step_seconds: float | None
+    ) -> None:
+        self.step_seconds = step_seconds
+        usable = step_seconds is not None and all(
+            frame is not None and "ts" in frame.columns for frame in (baseline, day)
+        )
+        self.baseline = _frames_by(baseline, _KEYS) if usable else {}
+        self.day = _frames_by(day, [*_KEYS, "day"]) if usable else {}
+
+    def sides(
+        self, service: str, kpi: str, day: int
+    ) -> tuple[TrafficCounts | None, TrafficCounts | None]:
+        share = error_share(kpi)
+        if share is None or self.step_seconds is None:
+            return None, None
+        baseline = traffic_counts_from_frames(
+            self.baseline.get((service, "throughput")),
+            self.baseline.get((service, kpi)),
+            self.step_seconds,
+            share,
+        )
+        observed = traffic_counts_from_frames(
+            self.day.get((service, "throughput", day)),
+            self.day.get((service, kpi, day)),
+            self.step_seconds,
+            share,
+        )
+        return baseline, observed
+
+
+def _frames_by(samples: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
+    if samples is None or samples.empty:
+        return {}
+    frame = samples[[*keys, "ts", "value"]]
+    return {_normalised(keys, key): rows for key, rows in frame.groupby(keys, sort=False)}
 
 
 class _Samples:
@@ -202,6 +254,8 @@ def find_degradations(
     last_day: int,
     timezone: str | None = None,
     zero_heavy_share: float = 0.5,
+    step_seconds: float | None = None,
+    min_requests: float = DEFAULT_MIN_REQUESTS,
 ) -> list[Degradation]:
     """One `Degradation` per (service, KPI) that degraded on at least one day of 1..N.
 
@@ -222,11 +276,17 @@ def find_degradations(
     a partial day is not "significantly lower" for missing its peak. Series with at least
     `zero_heavy_share` zeros pooled read their effect size among untied pairs
     (`compare_samples`).
+
+    With `step_seconds`, an error-like KPI (error_rate, availability) carries the service's
+    request and error counts per side (`traffic`): a day under `min_requests` requests is
+    "insufficient traffic", not a degradation, and errors appearing over a ~0 baseline are
+    judged by the rate test, not only by ranks.
     """
     if drift is None or drift.empty:
         return []
     drift = drift[drift["day"] >= 1]
     samples = _Samples(baseline_samples, day_samples, timezone)
+    counts = _TrafficSides(baseline_samples, day_samples, step_seconds)
     impacts = slo_impacts(slo_status)
     exhausted_keys = {(key[0], key[1]) for key, impact in impacts.items() if impact.exhausted}
 
@@ -243,8 +303,15 @@ def find_degradations(
             if not crosses_threshold(row, threshold):
                 continue
             base_values, observed_values = samples.sides(service, kpi_name, day, row)
+            baseline_traffic, observed_traffic = counts.sides(service, kpi_name, day)
             comparison = compare_samples(
-                base_values, observed_values, zero_heavy_share=zero_heavy_share
+                base_values,
+                observed_values,
+                zero_heavy_share=zero_heavy_share,
+                kpi=kpi,
+                baseline_traffic=baseline_traffic,
+                observed_traffic=observed_traffic,
+                min_requests=min_requests,
             )
             if comparison.is_adverse(p_value, kpi.direction):
                 degraded.append(_DegradedDay(day, row, comparison))

@@ -101,6 +101,15 @@ def degradation(finding: Degradation) -> str:
         f"Mann-Whitney U {format_p_value(comparison.p_value)} "
         f"(significant at {finding.p_threshold:g}), {effect}"
     )
+    if comparison.test == "poisson_rate":
+        test = (
+            f"rate test on request counts {format_p_value(comparison.p_value)} "
+            f"(significant at {finding.p_threshold:g}): "
+            f"{format_number(comparison.observed_errors)} errors in "
+            f"{format_number(comparison.observed_requests)} requests vs "
+            f"{format_number(comparison.baseline_errors)} in "
+            f"{format_number(comparison.baseline_requests)} on GA day"
+        )
     factor = finding.weekday_factor
     if factor is not None and abs(factor - 1.0) > 1e-12:
         test += f"; baseline × weekday factor {factor:.3f} from the reference week"

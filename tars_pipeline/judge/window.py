@@ -113,6 +113,8 @@ def judge_window(
         last_day=max(days),
         timezone=release.timezone if thresholds.seasonal_baseline else None,
         zero_heavy_share=thresholds.zero_heavy_share,
+        step_seconds=config.step_seconds,
+        min_requests=thresholds.min_requests,
     )
     unexpected = find_unexpected_drifts(
         drift,

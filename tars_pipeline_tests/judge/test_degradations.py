@@ -174,6 +174,7 @@ def test_the_record_keeps_its_keys_in_the_contract_order():
         "u_statistic", "effect_size", "effect_magnitude", "days_degraded", "zero_heavy",
         "nonzero_baseline_pct", "nonzero_observed_pct", "baseline_method", "weekday_factor",
         "status", "slo", "slo_utilisation", "slo_breached", "slo_exhausted", "explanation",
+        "test", "traffic",
     ]  # fmt: skip
 
 

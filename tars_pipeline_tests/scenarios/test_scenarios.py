@@ -294,6 +294,12 @@ def test_errors_from_an_all_zero_baseline_are_a_finding_with_counts() -> None:
     assert finding["nonzero_baseline_pct"] == 0.0
     assert 1.0 < finding["nonzero_observed_pct"] < 3.0
     assert "baseline ~0" in finding["explanation"]
+    # Judged by the rate test on request counts, not only by ranks (kayenta#377).
+    assert finding["test"] == "poisson_rate"
+    traffic = finding["traffic"]
+    assert traffic["baseline_errors"] == 0.0 and traffic["observed_errors"] > 0
+    assert traffic["observed_requests"] > 1e6 and not traffic["insufficient_traffic"]
+    assert "rate test on request counts" in finding["explanation"]
 
 
 def test_more_frequent_sparse_errors_are_not_a_negligible_effect() -> None:

@@ -15,7 +15,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tars_pipeline.errors import TarsUserError
 
@@ -323,8 +331,12 @@ class Thresholds(_Model):
 class HealthConfig(_Model):
     zero_score_multiple: Annotated[float, Field(gt=1)] = 5.0
     slo_breach_cap: Annotated[float, Field(ge=0, le=100)] = 40.0
-    anomaly_penalty_per_event: dict[str, float] = Field(
-        default_factory=lambda: {"low": 0.5, "medium": 1.0, "high": 3.0, "critical": 5.0}
+    incident_penalty: dict[str, float] = Field(
+        default_factory=lambda: {"low": 0.5, "medium": 1.0, "high": 3.0, "critical": 5.0},
+        validation_alias=AliasChoices("incident_penalty", "anomaly_penalty_per_event"),
+        description="Points a day loses per incident (a service's anomaly events close in "
+        "time, however many KPIs show them) by its worst severity. The old name "
+        "anomaly_penalty_per_event is still read.",
     )
     anomaly_penalty_cap: Annotated[float, Field(ge=0, le=100)] = 20.0
     undefined_drift_score: Annotated[float, Field(ge=0, le=100)] = Field(

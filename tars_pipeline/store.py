@@ -267,6 +267,7 @@ def read_window_inputs(
         "slo_daily": read_table(conn, "slo_daily", release, days),
         "daily_stats": read_table(conn, "daily_stats", release, [0, *days]),
         "cost_daily": read_table(conn, "cost_daily", release, [0, *days]),
+        "anomalies": read_table(conn, "anomaly_events", release, days),
     }
 
 

@@ -150,7 +150,8 @@ def analyse_day(
        factor with a reference week (`drift.compare_day`);
     3. SLO status per service on the judged samples;
     4. cost on every pre-filtered sample (maintenance costs money too);
-    5. the health score, with anomaly events inside maintenance windows not counted.
+    5. the health score, with anomaly events inside maintenance windows not counted, and
+       none on GA day (the baseline scores 100 unless an SLO is breached on it).
     """
     kpis = config.kpis_by_name
     windows = config.maintenance_windows
@@ -173,7 +174,9 @@ def analyse_day(
     cost = daily_cost(filtered.samples, kpis, hours_in_day=hours)
     counted = events_outside_maintenance(anomalies, windows)
     breaches = {(row.service, row.kpi) for row in slo[slo["breached"]].itertuples()}
-    health = score_day(drift, breaches, counted, kpis, config.health)
+    # GA day is the baseline: it scores 100 unless an SLO is breached on it.
+    penalised = counted if day > 0 else counted.iloc[0:0]
+    health = score_day(drift, breaches, penalised, kpis, config.health)
     return DayAnalysis(
         stats=stats,
         drift=drift,

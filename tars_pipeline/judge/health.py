@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tars_pipeline.config import HealthConfig, KpiDefinition
+from tars_pipeline.judge.incidents import cluster_events, worst
 
 CONTRIBUTION_COLUMNS: tuple[str, ...] = (
     "service",
@@ -100,12 +101,22 @@ def band_for(score: float, bands: Mapping[str, float]) -> str:
     return by_minimum[-1][0]
 
 
-def anomaly_penalty(anomalies: pd.DataFrame, per_event: Mapping[str, float], cap: float) -> float:
-    """Σ over events of per_event[severity] (unknown severities cost 0), at most `cap`."""
+def anomaly_penalty(
+    anomalies: pd.DataFrame, per_incident: Mapping[str, float], cap: float
+) -> float:
+    """Σ over the day's incidents (`incidents.cluster_events`: a service's events close in
+    time) of per_incident[its worst severity] (unknown severities cost 0), at most `cap`.
+    A latency step seen on p50, p95 and p99 is one incident and costs once."""
     if anomalies.empty or "severity" not in anomalies.columns:
         return 0.0
-    costs = anomalies["severity"].map(lambda severity: per_event.get(severity, 0.0))
-    return float(min(costs.astype("float64").sum(), cap))
+    if not {"service", "start", "end"} <= set(anomalies.columns):  # no times: one each
+        costs = [per_incident.get(severity, 0.0) for severity in anomalies["severity"]]
+        return float(min(sum(costs), cap))
+    costs = [
+        per_incident.get(worst(cluster["severity"]) or "", 0.0)
+        for cluster in cluster_events(anomalies)
+    ]
+    return float(min(sum(costs), cap))
 
 
 def _empty_contributions() -> pd.DataFrame:
@@ -237,9 +248,7 @@ def score_day(
         if has_weight
         else PERFECT_SCORE
     )
-    penalty = anomaly_penalty(
-        anomalies, config.anomaly_penalty_per_event, config.anomaly_penalty_cap
-    )
+    penalty = anomaly_penalty(anomalies, config.incident_penalty, config.anomaly_penalty_cap)
     score = round(float(np.clip(weighted_kpi_score - penalty, 0.0, PERFECT_SCORE)), 1)
     return DayHealth(
         score=score,

@@ -9,6 +9,10 @@ traceable to its evidence (the numbers of the finding it came from):
 - P3: cost (the projected monthly bill and each optimisation hint) and hygiene (low
   degradations, ticket-level burn-rate alerts).
 
+One incident (`incidents.build_incidents`: an error-rate step that is also an availability
+dip and an SLO burn; a latency step on p50, p95 and p99) is one item, at the most urgent
+priority of the findings it merges (`merge_by_incident`).
+
 Within a priority: severity first, then impact (adverse drift %, |drift|, $ saving).
 """
 
@@ -333,6 +337,64 @@ def _sort_key(recommendation: Mapping) -> tuple:
     )
 
 
+def _in_incident(recommendation: Mapping, incident: Mapping) -> bool:
+    """A degradation item of the incident's service, KPIs and first day, or an urgent
+    (P0/P1) SLO item on one of its KPIs."""
+    evidence = recommendation.get("evidence")
+    if not isinstance(evidence, Mapping) or evidence.get("service") != incident["service"]:
+        return False
+    if evidence.get("kpi") not in incident["kpis"]:
+        return False
+    if recommendation["category"] == "degradation":
+        return evidence.get("day") == incident["first_day"]
+    return recommendation["category"] == "slo" and recommendation["priority"] in ("P0", "P1")
+
+
+def merge_by_incident(recommendations: Sequence[dict], incidents: Sequence[Mapping]) -> list[dict]:
+    """One item per incident (`incidents.build_incidents`): the degradation items of its
+    KPIs and its urgent SLO items become one, titled by its leading KPI, at the most urgent
+    priority among them, naming the others; its evidence gains `incident` (the id), `kpis`
+    and `members` (each merged item's evidence). Items outside every incident stay."""
+    merged = list(recommendations)
+    for incident in incidents:
+        if incident.get("kind") != "regression":
+            continue
+        group = [r for r in merged if _in_incident(r, incident)]
+        if not group:
+            continue
+        group.sort(key=_sort_key)
+        leading = [
+            r
+            for r in group
+            if r["category"] == "degradation" and r["evidence"]["kpi"] == incident["leading_kpi"]
+        ]
+        degradation_items = [r for r in group if r["category"] == "degradation"]
+        base = (leading or degradation_items or group)[0]
+        others = [r for r in group if r is not base]
+        also = [
+            f"SLO {r['evidence'].get('slo')}" if r["category"] == "slo" else _label(r["evidence"])
+            for r in others
+        ]
+        title = base["title"]
+        if also:
+            title += f"; one incident with {', '.join(dict.fromkeys(also))}"
+        item = {
+            **base,
+            "priority": group[0]["priority"],
+            "severity": group[0].get("severity") or base.get("severity"),
+            "title": title,
+            "impact": max(float(r.get("impact") or 0.0) for r in group),
+            "evidence": {
+                **base["evidence"],
+                "incident": incident["id"],
+                "kpis": list(incident["kpis"]),
+                "members": [r["evidence"] for r in group],
+            },
+        }
+        merged = [r for r in merged if not any(r is g for g in group)] + [item]
+    return merged
+
+
 def build_recommendations(
     degradations: Iterable[Mapping],
     unexpected_drifts: Iterable[Mapping],
@@ -341,6 +403,7 @@ def build_recommendations(
     *,
     limit: int = 10,
     cost_growth_pct: float = 10.0,
+    incidents: Sequence[Mapping] = (),
 ) -> list[dict]:
     """The top `limit` recommendations, one per finding, most urgent first.
 
@@ -351,6 +414,7 @@ def build_recommendations(
     numbers), category (degradation / slo / unexpected_drift / cost), severity, impact.
     The P3 "optimise cost" item appears when the window's daily average grew by at least
     `cost_growth_pct` (`CostConfig.growth_hint_pct`) over GA day, or when a hint has one.
+    With `incidents`, the items of one incident are one item (`merge_by_incident`).
     """
     recommendations: list[dict] = []
     recommendations.extend(_degradation_recommendation(d) for d in degradations)
@@ -359,6 +423,7 @@ def build_recommendations(
     recommendations.extend(_drift_recommendation(d) for d in unexpected_drifts)
     if cost:
         recommendations.extend(_cost_recommendations(cost, cost_growth_pct))
+    recommendations = merge_by_incident(recommendations, incidents)
     return sorted(recommendations, key=_sort_key)[:limit]
 
 
@@ -393,5 +458,6 @@ def recommend(
         judgement["cost_analysis"],
         limit=limit,
         cost_growth_pct=cost_growth_pct,
+        incidents=judgement.get("incidents") or (),
     )
     return recommendations, build_action_items(recommendations)

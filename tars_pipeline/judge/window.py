@@ -17,6 +17,8 @@ from tars_pipeline.judge.cost import cost_analysis
 from tars_pipeline.judge.day import clean_samples
 from tars_pipeline.judge.degradations import find_degradations
 from tars_pipeline.judge.drifts import find_unexpected_drifts
+from tars_pipeline.judge.incidents import build_incidents
+from tars_pipeline.judge.maintenance import events_outside_maintenance
 from tars_pipeline.judge.slo import slo_window_summary
 from tars_pipeline.judge.successes import find_successes
 from tars_pipeline.judge.verdict import release_verdict
@@ -74,6 +76,7 @@ def judge_window(
     slo_daily: pd.DataFrame,
     daily_stats: pd.DataFrame,
     cost_daily: pd.DataFrame,
+    anomalies: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The window's judgement as pure steps (no store, no Dagster), shared by the asset and
     the scenario tests: SLO summaries → degradations (Mann-Whitney on hour-matched, cleaned
@@ -82,7 +85,9 @@ def judge_window(
     Inputs are what the daily summaries stored: `drift`, `slo_daily`, `daily_stats` (days 0
     and `days`), `cost_daily`, with a `day` column; `baseline_samples` (day 0) and
     `day_samples` (`days`) as stored, cleaned here like the daily summaries cleaned them.
-    Returns degradations, unexpected_drifts, successes, slo_compliance and cost_analysis.
+    `anomalies` are the window's anomaly events (with `day`), grouped with the degradations
+    and SLOs into incidents (`incidents.build_incidents`). Returns verdict, degradations,
+    incidents, unexpected_drifts, successes, slo_compliance and cost_analysis.
     """
     kpis = config.kpis_by_name
     thresholds = config.thresholds
@@ -140,9 +145,11 @@ def judge_window(
         degraded=[degradation.key for degradation in degradations],
     )
     degradation_records = [degradation.as_record() for degradation in degradations]
+    counted = events_outside_maintenance(anomalies, config.maintenance_windows)
     return {
         "verdict": release_verdict(degradation_records, slos).as_record(),
         "degradations": degradation_records,
+        "incidents": build_incidents(degradation_records, counted, slos),
         "unexpected_drifts": [finding.as_record() for finding in unexpected],
         "successes": [success.as_record() for success in successes],
         "slo_compliance": slos,

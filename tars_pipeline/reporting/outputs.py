@@ -17,7 +17,7 @@ from tars_pipeline.reporting.escape import markdown, signed_pct
 from tars_pipeline.reporting.jsonio import to_jsonable
 
 # 1.1: regression_summary and the retrospective carry the release `verdict`.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 # A day summary's drift rows: the drift step's columns, less the flags only the judge reads
 # (`relative`, `adverse_change`) and the catalog's attributes.
 DAY_SUMMARY_DRIFT_COLUMNS = tuple(

@@ -40,7 +40,7 @@ SECTIONS = (
 
 ANOMALY_FIELDS = (
     "kpi", "service", "day", "start", "end", "peak_z", "peak_value", "expected_value",
-    "direction", "severity", "points",
+    "direction", "severity", "points", "alarm_ts",
 )  # fmt: skip
 
 
@@ -140,6 +140,7 @@ def build_retrospective(
             "unexpected_drifts": len(regression.get("unexpected_drifts", [])),
             "anomalies": len(anomalies),
             "recommendations": len(recommendations),
+            "incidents": len(regression.get("incidents", [])),
         },
         "sections": list(SECTIONS),
         "verdict": regression.get("verdict")
@@ -167,6 +168,7 @@ def build_retrospective(
         else [],
         "comparison": comparison,
         "data_quality": week_data_quality(coverage),
+        "incidents": regression.get("incidents", []),
     }
     return to_jsonable(model)
 

@@ -230,7 +230,11 @@ def test_a_step_that_exhausts_the_slo_budget_is_critical_and_p0() -> None:
     assert "SLO error budget exhausted → critical" in finding["severity_reasons"]
     (slo,) = [s for s in verdict.judgement["slo_compliance"] if s["slo"] == "latency_p99"]
     assert slo["exhausted"] and slo["budget_consumed_pct"] > 100.0
-    assert verdict.priorities()[:2] == ["P0", "P0"]
+    # The degradation and its SLO burn are one incident: one P0 item, naming both.
+    assert verdict.priorities().count("P0") == 1
+    (item,) = [r for r in verdict.recommendations if r["priority"] == "P0"]
+    assert "one incident with SLO latency_p99" in item["title"]
+    assert item["evidence"]["incident"] == verdict.judgement["incidents"][0]["id"]
 
 
 def test_a_ramp_is_first_seen_when_it_crosses_the_threshold() -> None:

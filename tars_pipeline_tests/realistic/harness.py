@@ -293,7 +293,6 @@ def score_week(week: gen.WeekSpec, truths: list[gen.Truth], run: WeekRun) -> dic
     if run.error:
         row["error"] = run.error
         return row
-    injected_services = {t.injection.service for t in truths}
     affected = {(t.injection.service, k) for t in truths for k in t.affected_kpis}
 
     # Degradations on (kpi, service, first day); incidents' are optional.
@@ -374,14 +373,13 @@ def score_week(week: gen.WeekSpec, truths: list[gen.Truth], run: WeekRun) -> dic
         verdict_ok=verdict.get("status") in expected,
     )
 
-    # Recommendations: noise = naming a control series or a service with no injection.
+    # Recommendations: noise = evidence naming a KPI of a series no injection affects.
+    # Items without a catalog KPI in their evidence (cost hints, totals) are not judged.
     recs = retro.get("recommendations", [])
     noise = 0
     for item in recs:
         service, kpi = _evidence_key(item)
-        if service is None:
-            continue
-        if service not in injected_services or (kpi is not None and (service, kpi) not in affected):
+        if service is not None and kpi in gen.KPI_NAMES and (service, kpi) not in affected:
             noise += 1
     per_incident = []
     for t in truths:

@@ -127,8 +127,25 @@ def print_table(rows: list[dict], out=sys.stdout) -> None:
         misses = [d for d in row["sudden_detail"] if d.endswith("MISSED")]
         if misses:
             notes.append("sudden " + ", ".join(misses))
+        for step in row.get("cost_steps", []):
+            notes.append(
+                f"cost step {step['injection']!r} day {step['day']}: cost level change "
+                f"dated day {step['level_change_day']}"
+            )
         if notes:
             print(f"  {row['week']}: " + "; ".join(notes), file=out)
+    ok = [r for r in rows if "error" not in r]
+    for key, title in (
+        ("control_events_by_kpi", "events"),
+        ("control_criticals_by_kpi", "critical events"),
+    ):
+        counts: dict[str, int] = {}
+        for row in ok:
+            for kpi, n in row[key].items():
+                counts[kpi] = counts.get(kpi, 0) + n
+        ranked = sorted(counts.items(), key=lambda item: -item[1])
+        text = ", ".join(f"{kpi} {n}" for kpi, n in ranked) or "none"
+        print(f"  {title} on control series by KPI: {text}", file=out)
 
 
 def main(argv: list[str] | None = None) -> int:

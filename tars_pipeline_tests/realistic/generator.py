@@ -461,6 +461,15 @@ def _num(values: np.ndarray, integer: bool) -> list[str]:
     return [repr(v) for v in np.round(np.asarray(values, dtype=float), 6).tolist()]
 
 
+def http_labels(service: str, instance: int, route: Route, outcome: str) -> str:
+    """The label set of one Micrometer http_server_requests_seconds series."""
+    status = dict(OUTCOMES)[outcome]
+    return (
+        f'application="{service}",instance="{service}-{instance}:8080",method="{route.method}",'
+        f'outcome="{outcome}",status="{status}",uri="{route.uri}"'
+    )
+
+
 def openmetrics_lines(week: WeekSpec, g: Grid, data: list[ServiceData]) -> Iterator[str]:
     """The week as OpenMetrics text chunks (timestamps in seconds); no `# EOF`."""
     stamps_all = [str(t) for t in g.ts.tolist()]
@@ -474,12 +483,8 @@ def openmetrics_lines(week: WeekSpec, g: Grid, data: list[ServiceData]) -> Itera
         stamps = [stamps_all[k] for k in keep]
         for (i, r, outcome), (_counts, buckets, total) in d.http.items():
             route = svc.routes[r]
-            status = dict(OUTCOMES)[outcome]
             resets = [m for inst, m in d.restarts if inst == i]
-            labels = (
-                f'application="{d.name}",instance="{d.name}-{i}:8080",method="{route.method}",'
-                f'outcome="{outcome}",status="{status}",uri="{route.uri}"'
-            )
+            labels = http_labels(d.name, i, route, outcome)
             cum_buckets = np.cumsum(_cumulative(buckets, resets), axis=1)[keep]
             columns = [
                 (f'http_server_requests_seconds_bucket{{{labels},le="{le}"}} ', cum_buckets[:, b])
@@ -635,6 +640,7 @@ DEGRADATION_PCT = {
 """Adverse change that makes a degradation: threshold_pct for user-facing KPIs,
 thresholds.unexpected_drift_max_pct (30 %) for resource and cost KPIs (the product's rule)."""
 SUDDEN_WINDOW_MINUTES = 30  # a step is judged on its first 30 minutes for "sudden" KPIs
+COST_ONSET_MINUTES = 120  # an hourly cost gauge shows a step one hour late (previous hour)
 
 
 @dataclass
@@ -738,7 +744,8 @@ def ground_truth(week: WeekSpec) -> list[Truth]:
                         Effect(kpi, day, float(change), bool(_adverse(kpi, change)))
                     )
             if inj.sudden:
-                onset_end = start + min(inj.minutes or 10**6, SUDDEN_WINDOW_MINUTES) * STEP
+                window = COST_ONSET_MINUTES if KIND_OF[kpi] == "cost" else SUDDEN_WINDOW_MINUTES
+                onset_end = start + min(inj.minutes or 10**6, window) * STEP
                 sel = (g.ts >= start) & (g.ts < onset_end)
                 change = _relative(np.nanmean(hit[kpi][sel]), np.nanmean(base[kpi][sel]))
                 if abs(change) >= THRESHOLD_PCT[kpi] and kpi not in NEUTRAL:

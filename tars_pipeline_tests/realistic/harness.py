@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,8 +36,9 @@ MAX_BLOCK_DURATION = "10000h"
 pass (24 h blocks would read each week's file 16 times)."""
 EVENT_SLACK_SECONDS = 5 * 60
 """An anomaly event may start or end this long outside an injected interval and still count."""
-STEP_ONSET_SECONDS = 60 * 60
-"""A lasting step is looked for in its first hour."""
+STEP_ONSET_SECONDS = 2 * 60 * 60
+"""A lasting step is looked for in its first two hours (an hourly cost gauge shows it in
+the second)."""
 DISCOVERED = {"w1", "w6"}
 """Weeks whose services TARS discovers (source.services_match) instead of reading a list."""
 
@@ -347,6 +349,10 @@ def score_week(week: gen.WeekSpec, truths: list[gen.Truth], run: WeekRun) -> dic
         control_events=len(control_events),
         control_events_per_series=round(len(control_events) / max(len(controls), 1), 3),
         control_criticals=sum(e.get("severity") == "critical" for e in control_events),
+        control_events_by_kpi=dict(Counter(str(e.get("kpi")) for e in control_events)),
+        control_criticals_by_kpi=dict(
+            Counter(str(e.get("kpi")) for e in control_events if e.get("severity") == "critical")
+        ),
         events_total=len(events),
     )
 
@@ -425,6 +431,17 @@ def score_week(week: gen.WeekSpec, truths: list[gen.Truth], run: WeekRun) -> dic
     alarms = [e.get("alarm_ts") for e in events if e.get("alarm_ts")]
     if alarms:
         row["events_with_alarm_ts"] = len(alarms)
+    # A cost step: TARS may date it as the cost section's level change (total cost).
+    level = (retro.get("cost_analysis") or {}).get("level_change") or {}
+    row["cost_steps"] = [
+        {
+            "injection": t.injection.label,
+            "day": t.injection.day,
+            "level_change_day": level.get("day"),
+        }
+        for t in truths
+        if t.injection.kind == "cost_step"
+    ]
     data_quality = retro.get("data_quality") or {}
     row["completeness_pct"] = data_quality.get("completeness_pct")
     return row

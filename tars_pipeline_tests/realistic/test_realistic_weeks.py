@@ -118,11 +118,8 @@ def test_prometheus_counts_what_was_generated(realistic_suite: harness.Suite) ->
     g = gen.grid(week)
     (instance, route, outcome), (counts, _, _) = next(iter(data.http.items()))
     svc = week.service(data.name)
-    selector = (
-        f'http_server_requests_seconds_count{{application="{data.name}",'
-        f'instance="{data.name}-{instance}:8080",uri="{svc.routes[route].uri}",'
-        f'outcome="{outcome}"}}'
-    )
+    labels = gen.http_labels(data.name, instance, svc.routes[route], outcome)
+    selector = f"http_server_requests_seconds_count{{{labels}}}"
     at = float(g.ts[index])
     resets = [m for i, m in data.restarts if i == instance]
     cumulative = gen._cumulative(counts, resets)

@@ -73,7 +73,8 @@ def backoffice(key: str) -> Service:
         peak_rps=0.4,
         instances=2,
         routes=(
-            Route("/admin/reports", "GET", 0.6, 0.220, 0.70),
+            # p99 well inside the 0.25-1 s buckets: the latency SLO holds, as a control should
+            Route("/admin/reports", "GET", 0.6, 0.090, 0.50),
             Route("/admin/users/{id}", "PUT", 0.4, 0.060, 0.50),
         ),
         server_error_share=0.002,

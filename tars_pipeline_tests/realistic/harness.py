@@ -36,9 +36,20 @@ MAX_BLOCK_DURATION = "10000h"
 pass (24 h blocks would read each week's file 16 times)."""
 EVENT_SLACK_SECONDS = 5 * 60
 """An anomaly event may start or end this long outside an injected interval and still count."""
-STEP_ONSET_SECONDS = 2 * 60 * 60
-"""A lasting step is looked for in its first two hours (an hourly cost gauge shows it in
-the second)."""
+STEP_ONSET_SECONDS = 30 * 60
+"""A lasting step is looked for in its first 30 minutes (with the slack above): control
+series carry ~17 events a week, so a longer window would be hit by chance."""
+COST_ONSET_SECONDS = 2 * 60 * 60
+"""An hourly cost gauge shows a step in the hour after it."""
+
+
+def _onset_end(truth: gen.Truth, kpi: str | None) -> int:
+    if truth.end_ts is not None:
+        return truth.end_ts
+    cost = kpi is not None and gen.KIND_OF.get(kpi) == "cost"
+    return truth.start_ts + (COST_ONSET_SECONDS if cost else STEP_ONSET_SECONDS)
+
+
 DISCOVERED = {"w1", "w6"}
 """Weeks whose services TARS discovers (source.services_match) instead of reading a list."""
 
@@ -327,13 +338,12 @@ def score_week(week: gen.WeekSpec, truths: list[gen.Truth], run: WeekRun) -> dic
     detail = []
     for t in sudden:
         lo = t.start_ts - EVENT_SLACK_SECONDS
-        hi = (t.end_ts or t.start_ts + STEP_ONSET_SECONDS) + EVENT_SLACK_SECONDS
         matched = [
             e
             for e in events
             if e.get("service") == t.injection.service
             and e.get("kpi") in t.sudden_kpis
-            and (_ts(e.get("start")) or 0) <= hi
+            and (_ts(e.get("start")) or 0) <= _onset_end(t, e.get("kpi")) + EVENT_SLACK_SECONDS
             and (_ts(e.get("end")) or _ts(e.get("start")) or 0) >= lo
         ]
         hits += bool(matched)
@@ -418,7 +428,7 @@ def score_week(week: gen.WeekSpec, truths: list[gen.Truth], run: WeekRun) -> dic
         matched = 0
         for t in truths:
             lo = t.start_ts - EVENT_SLACK_SECONDS
-            hi = (t.end_ts or t.start_ts + STEP_ONSET_SECONDS) + EVENT_SLACK_SECONDS
+            hi = _onset_end(t, None) + EVENT_SLACK_SECONDS
             matched += any(
                 i.get("service") == t.injection.service
                 and (_ts(i.get("start")) or 0) <= hi

@@ -113,6 +113,12 @@ class Release(_Model):
         "weekday's level in the reference week over the GA weekday's, hour-matched. So a "
         "normal weekend dip is not drift, while a change the reference week did not have is.",
     )
+    auto_reference: bool = Field(
+        default=True,
+        description="Without reference_date, use the week before GA (GA − 7 .. GA − 1) as "
+        "the reference week when the source still holds it, and say so in the day summaries "
+        "and the report; false: no reference week unless reference_date is set.",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -128,6 +134,14 @@ class Release(_Model):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def reference_start(self) -> dt.date | None:
+        """The first day of the reference week: `reference_date`, else (with
+        `auto_reference`) GA − 7 days, the same weekday as GA."""
+        if self.reference_date is not None:
+            return self.reference_date
+        return self.ga_date - dt.timedelta(days=7) if self.auto_reference else None
 
     def day_date(self, day: int) -> dt.date:
         return self.ga_date + dt.timedelta(days=day)

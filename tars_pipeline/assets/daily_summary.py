@@ -46,8 +46,9 @@ def daily_summary(
     and the 0-100 health score with each KPI's contribution (`judge.day.analyse_day`).
 
     The baseline is matched to the day's local hours, so a gap or a partial day is not
-    drift; with a pre-GA reference week (`reference_date`) it is also scaled to the day's
-    weekday. Day 0 is compared with itself. Writes `daily_stats`, `drift`, `slo_daily`,
+    drift; with a pre-GA reference week (`reference_date`, or by default the week before
+    GA when the source holds it) it is also scaled to the day's weekday. Day 0 is compared
+    with itself. Writes `daily_stats`, `drift`, `slo_daily`,
     `cost_daily`, `health`, `health_contributions` and `day_NN_summary.json`; checks
     `slo_compliance` and `drift_within_threshold`.
     """

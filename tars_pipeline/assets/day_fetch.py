@@ -115,7 +115,7 @@ def read_reference(
 ) -> ReferenceDays | None:
     """`judge.day.reference_for_day` reading the pre-GA reference days from `source`, each
     date's bounds computed like `Release.day_bounds`."""
-    if release.reference_date is None or day == 0:
+    if release.reference_start is None or day == 0:
         return None
 
     def fetch_date(date: dt.date) -> pd.DataFrame:

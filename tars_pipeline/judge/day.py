@@ -197,11 +197,12 @@ def reference_for_day(
 ) -> ReferenceDays | None:
     """The pre-GA reference days for `day` (its weekday, and GA's weekday), cleaned like
     the judged samples; None for Day 0, without a usable reference week, or when either
-    day has no data. `fetch_date` returns a calendar date's samples (the metric source in
+    day has no data (the automatic week before GA, `Release.auto_reference`, is then just
+    not there). `fetch_date` returns a calendar date's samples (the metric source in
     the asset, a generated week in the scenario tests)."""
-    if release.reference_date is None or day == 0:
+    if release.reference_start is None or day == 0:
         return None
-    if release.reference_date >= release.ga_date:
+    if release.reference_date is not None and release.reference_date >= release.ga_date:
         raise TarsUserError(
             f"reference_date {release.reference_date} is not before GA ({release.ga_date})",
             where=f"releases[{release.name}].reference_date",

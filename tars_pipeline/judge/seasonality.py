@@ -76,7 +76,7 @@ def reference_week(release: Release) -> list[dt.date]:
     """The pre-GA reference week: `reference_date` and the following days, at most seven
     and never reaching the GA date. Empty without a reference date or when it is not
     before GA."""
-    first = release.reference_date
+    first = release.reference_start
     if first is None or first >= release.ga_date:
         return []
     length = min(REFERENCE_WEEK_DAYS, (release.ga_date - first).days)

@@ -166,7 +166,10 @@ def day_summary_doc(
         "anomalies_in_maintenance": stored_anomalies - len(analysis.anomalies),
     }
     summary["reference_week"] = (
-        {"dates": [d.isoformat() for d in reference_dates(release, day) or ()]}
+        {
+            "dates": [d.isoformat() for d in reference_dates(release, day) or ()],
+            "source": "reference_date" if release.reference_date else "auto",
+        }
         if reference_used
         else None
     )

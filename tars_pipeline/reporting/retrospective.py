@@ -44,6 +44,39 @@ ANOMALY_FIELDS = (
 )  # fmt: skip
 
 
+def reference_week_record(release: Release, drift: pd.DataFrame | None) -> dict[str, Any]:
+    """Which days were compared with a pre-GA reference week (drift rows whose
+    baseline_method ends in "+weekday"), where that week came from, and a sentence saying so."""
+    days: list[int] = []
+    if drift is not None and len(drift) and "baseline_method" in drift.columns:
+        method = drift["baseline_method"].astype(str)
+        with_factor = drift[method.str.endswith("+weekday") & (drift["day"] >= 1)]
+        days = sorted(int(day) for day in with_factor["day"].unique())
+    start = release.reference_start
+    source = "reference_date" if release.reference_date is not None else "auto"
+    if days and start is not None:
+        origin = (
+            "the configured reference_date"
+            if source == "reference_date"
+            else "the week before GA, found in the source"
+        )
+        note = (
+            f"days {', '.join(map(str, days))} compared with the reference week from "
+            f"{start.isoformat()} ({origin}): weekday swings it shows are not drift"
+        )
+    else:
+        note = (
+            "no pre-GA reference week in the source: weekday swings (weekends) are judged "
+            "against GA day alone"
+        )
+    return {
+        "source": source if days else None,
+        "first_date": start.isoformat() if days and start else None,
+        "days": days,
+        "note": note,
+    }
+
+
 def window_days(release: Release) -> list[dict[str, Any]]:
     days = []
     for day in release.days:
@@ -167,7 +200,15 @@ def build_retrospective(
         if drift is not None
         else [],
         "comparison": comparison,
-        "data_quality": week_data_quality(coverage),
+        "data_quality": {
+            **week_data_quality(coverage),
+            "reference_week": reference_week_record(release, drift),
+            "insufficient_traffic": [
+                {"service": slo.get("service"), "slo": slo.get("slo"), "day_count": count}
+                for slo in regression.get("slo_compliance", [])
+                if (count := slo.get("days_insufficient_traffic"))
+            ],
+        },
         "incidents": regression.get("incidents", []),
     }
     return to_jsonable(model)

@@ -172,7 +172,9 @@ def test_the_reference_week_ends_before_ga_and_pairs_weekdays():
     assert reference_dates(short, 4) is None  # the short week has no Tuesday or Saturday
     late = release.model_copy(update={"reference_date": GA})
     assert reference_week(late) == [] and reference_dates(late, 1) is None
-    assert reference_week(release.model_copy(update={"reference_date": None})) == []
+    unset = release.model_copy(update={"reference_date": None})
+    assert reference_week(unset) == week  # by default the week before GA
+    assert reference_week(unset.model_copy(update={"auto_reference": False})) == []
 
 
 def test_date_bounds_follow_the_local_calendar_day():

@@ -187,13 +187,16 @@ class Week:
         return self.days[day]
 
 
-def release(*, reference: bool = False) -> Release:
+def release(*, reference: bool | str = False) -> Release:
+    """reference: True sets reference_date (GA − 7); "auto" leaves it unset for the default
+    discovery of the week before GA; False turns both off (a source without that week)."""
     return Release(
         name="scenario",
         ga_date=GA_DATE,
         timezone=TIMEZONE,
         window_days=WINDOW_DAYS,
-        reference_date=GA_DATE - dt.timedelta(days=REFERENCE_DAYS) if reference else None,
+        reference_date=GA_DATE - dt.timedelta(days=REFERENCE_DAYS) if reference is True else None,
+        auto_reference=reference == "auto",
     )
 
 

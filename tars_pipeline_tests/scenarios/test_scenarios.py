@@ -264,6 +264,14 @@ def test_a_weekend_dip_is_a_regression_only_without_the_reference_week() -> None
     assert seeing.drift_row(2, "checkouts")["weekday_factor"] == pytest.approx(1.0, abs=0.01)
 
 
+def test_without_reference_date_the_week_before_ga_is_found_and_used() -> None:
+    auto = verdict_of("weekend_dip_with_reference_week", reference_week="auto")
+    assert auto.degradation_keys() == set() and auto.drift_keys() == set()
+    saturday = auto.drift_row(4, "checkouts")
+    assert saturday["weekday_factor"] == pytest.approx(0.7, abs=0.01)
+    assert saturday["baseline_method"] == "hour_of_day+weekday"
+
+
 @pytest.mark.parametrize(("name", "day", "hours"), [("gap", 3, 16), ("partial_day", 7, 10)])
 def test_missing_hours_are_not_drift_when_compared_hour_by_hour(name, day, hours) -> None:
     matched = verdict_of(name).drift_row(day, "throughput")

@@ -282,6 +282,11 @@ class Thresholds(_Model):
         "huge z. null: each KPI's threshold_pct (a move the drift judgement would ignore "
         "is not an anomaly either).",
     )
+    seasonal_anomalies: bool = Field(
+        default=True,
+        description="From Day 1, score each sample against the GA-day level at its local "
+        "time of day (hour medians), so a daily cycle the baseline had is not an anomaly.",
+    )
     anomaly_gap_edge_seconds: Annotated[float | None, Field(ge=0)] = Field(
         default=None,
         description="Samples this close to a scrape gap are not judged: a rate() whose "
@@ -353,6 +358,12 @@ class HealthConfig(_Model):
         "anomaly_penalty_per_event is still read.",
     )
     anomaly_penalty_cap: Annotated[float, Field(ge=0, le=100)] = 20.0
+    incident_kind_weight: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: {"user_facing": 1.0, "resource": 0.5, "cost": 0.0},
+        description="An incident's penalty × the largest weight of its KPIs' kinds: what "
+        "users feel costs in full, a resource blip half, a cost blip nothing (cost is "
+        "judged by the cost analysis, per day).",
+    )
     undefined_drift_score: Annotated[float, Field(ge=0, le=100)] = Field(
         default=50.0,
         description="Score of a KPI whose baseline is ~0 and that moved the bad way "

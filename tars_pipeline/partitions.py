@@ -101,9 +101,16 @@ baseline_for_later_days = _same_release({GA_DAY: list(DAY_KEYS[1:])})
 day_and_ga_day_samples = _same_release(
     {GA_DAY: list(DAY_KEYS), **{key: key for key in DAY_KEYS[1:]}}
 )
-# kpi_samples -> anomaly_events: the day itself, and the previous day's tail as warm-up.
+# kpi_samples -> anomaly_events: the day itself, the previous day's tail as warm-up, and
+# Day 0 for every day (its time-of-day profile is what a day's samples are scored against).
 day_and_previous_day_samples = _same_release(
-    {key: [key, *DAY_KEYS[index + 1 : index + 2]] for index, key in enumerate(DAY_KEYS)}
+    {
+        key: sorted(
+            {key, *DAY_KEYS[index + 1 : index + 2], *(DAY_KEYS if index == 0 else ())},
+            key=DAY_KEYS.index,
+        )
+        for index, key in enumerate(DAY_KEYS)
+    }
 )
 
 # Release-level assets read every day of their release. The mapping is marked beta in

@@ -23,9 +23,11 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
@@ -35,6 +37,7 @@ from tars_pipeline.judge.maintenance import events_outside_maintenance
 from tars_pipeline.partitions import release_day_key
 from tars_pipeline.resources import TarsConfigResource
 from tars_pipeline.sources import build_source
+from tars_pipeline.store import read_table
 
 SENSOR_NAME = "tars_continuous_anomalies"
 ASSET_KEY = dg.AssetKey("anomaly_events")
@@ -96,6 +99,20 @@ def day_of(release: Release, moment: Any) -> int:
     return min(max(release.day_of(pd.Timestamp(moment).to_pydatetime()), 0), release.window_days)
 
 
+def stored_ga_day(config: TarsConfig, release: Release) -> pd.DataFrame | None:
+    """The stored GA-day samples (the profile the nightly run scores days ≥ 1 against), read
+    without a lock; None when the store is absent or a run holds it: the sensor then scores
+    without the time-of-day profile, as on Day 0."""
+    path = config.store_file
+    if not Path(path).exists():
+        return None
+    try:
+        with duckdb.connect(str(path), read_only=True) as conn:
+            return read_table(conn, "samples", release.name, [0])
+    except duckdb.Error:
+        return None
+
+
 def latest_events(config: TarsConfig, release: Release, now: dt.datetime) -> list[LiveEvent]:
     """Events of `release` that touch the last LOOKBACK before `now`, outside maintenance:
     the nightly asset's detector and cleaning (`judge.day.day_anomalies`) on live samples."""
@@ -103,7 +120,13 @@ def latest_events(config: TarsConfig, release: Release, now: dt.datetime) -> lis
     fetched = build_source(config).fetch_day(
         release, fetch_from, now, config.kpis, config.step_seconds
     )
-    events = day_anomalies(fetched.samples, config, judged_from=fetch_from)
+    events = day_anomalies(
+        fetched.samples,
+        config,
+        judged_from=fetch_from,
+        baseline=stored_ga_day(config, release) if day_of(release, now) > 0 else None,
+        timezone=release.timezone,
+    )
     if events.empty:
         return []
     events = events[pd.to_datetime(events["end"], utc=True) >= pd.Timestamp(judge_from)]

@@ -24,7 +24,7 @@ from tars_pipeline_tests.conftest import REPO
 EXPECTED_GRAPH = {
     "kpi_samples": ("release x day", {}),
     "baseline": ("release x day_00", {"kpi_samples": ["day_00|v1"]}),
-    "anomaly_events": ("release x day", {"kpi_samples": ["day_02|v1", "day_03|v1"]}),
+    "anomaly_events": ("release x day", {"kpi_samples": ["day_00|v1", "day_02|v1", "day_03|v1"]}),
     "daily_summary": (
         "release x day",
         {

@@ -50,8 +50,16 @@ def anomaly_events(
         if len(previous):
             previous = previous.sort_values("ts").groupby(["service", "kpi"]).tail(tail)
         history = pd.concat([previous, samples], ignore_index=True)
+        baseline = read_table(conn, "samples", release.name, [0]) if day else None
         start, _ = release.day_bounds(day)
-        events = day_anomalies(history, tars, judged_from=start, z_threshold=z_threshold)
+        events = day_anomalies(
+            history,
+            tars,
+            judged_from=start,
+            z_threshold=z_threshold,
+            baseline=baseline,
+            timezone=release.timezone,
+        )
         replace_partition(conn, release.name, day, {"anomaly_events": events})
         every_day = read_table(conn, "anomaly_events", release.name)
     document = outputs.anomaly_events_doc(release, every_day, z_threshold)

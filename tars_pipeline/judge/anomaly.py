@@ -106,6 +106,46 @@ DEFAULT_HELD_SHARE = 0.5
 # A KPI's default drift threshold (10 %): a smaller move is not an anomaly either.
 DEFAULT_MIN_CHANGE = 0.10
 RESOLUTION_MAX_DECIMALS = 6
+LATTICE_MIN_LEVELS, LATTICE_MAX_LEVELS = 4, 64
+SEASON_COLUMN = "season"
+# A seasonal factor is the hour's median over the day's median, clipped to this range.
+SEASON_CLIP = (0.05, 20.0)
+
+
+def seasonal_factors(baseline: pd.DataFrame, samples: pd.DataFrame, timezone: str) -> np.ndarray:
+    """For each row of `samples`: its series' GA-day level at that local time of day over
+    the GA day's median (hour medians of `baseline`, linear between hour centres around the
+    clock; the hour's own median for a held series, which steps on the hour). 1 where the
+    series has no baseline, a ~0 median or too few hours of it."""
+    factors = np.ones(len(samples))
+    if baseline is None or baseline.empty or samples.empty:
+        return factors
+    local = pd.to_datetime(baseline["ts"], utc=True).dt.tz_convert(timezone)
+    frame = baseline.assign(hour=local.dt.hour)
+    hourly = frame.groupby(["service", "kpi", "hour"], sort=False)["value"].median()
+    daily = frame.groupby(["service", "kpi"], sort=False)["value"].median()
+    when = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
+    position = (when.dt.hour + when.dt.minute / 60.0).to_numpy() - 0.5  # hour centres
+    keys = samples.groupby(["service", "kpi"], sort=False).indices
+    for (service, kpi), rows in keys.items():
+        level = daily.get((service, kpi))
+        if level is None or not level > 0:
+            continue
+        try:
+            by_hour = hourly.loc[(service, kpi)]
+        except KeyError:
+            continue
+        if len(by_hour) < 20:
+            continue
+        profile = by_hour.reindex(range(24)).interpolate(limit_direction="both").to_numpy()
+        profile = np.clip(profile / level, *SEASON_CLIP)
+        values = samples["value"].to_numpy(dtype="float64")[rows]
+        if is_held(values, DEFAULT_HELD_SHARE):  # steps on the hour: the hour's own level
+            factors[rows] = profile[when.dt.hour.to_numpy()[rows]]
+            continue
+        ring = np.r_[profile, profile[0]]
+        factors[rows] = np.interp(np.mod(position[rows], 24.0), np.arange(25), ring)
+    return factors
 
 
 class EwmaResult(NamedTuple):
@@ -396,11 +436,18 @@ def find_events(
 
 
 def resolution(values: np.ndarray) -> float:
-    """The precision the series is reported at: the largest of 1, 0.1, …, 1e-6 that every
-    value is a whole multiple of (0 when none is). Integer gauges (replicas, pods, counts)
-    have resolution 1, a value rounded to two decimals 0.01, continuous data 0."""
+    """The step the series moves in: the smallest gap q between its distinct values when
+    every value is a whole multiple of q and there are at least four of them (replicas, pods,
+    replicas × a price per replica-hour); else the precision it is reported at, the largest
+    of 1, 0.1, …, 1e-6 that every value is a multiple of; 0 for continuous data."""
     if not len(values):
         return 0.0
+    distinct = np.unique(values)
+    if LATTICE_MIN_LEVELS <= len(distinct) <= LATTICE_MAX_LEVELS:
+        step = float(np.min(np.diff(distinct)))
+        multiples = distinct / step
+        if step > 0 and np.all(np.abs(multiples - np.round(multiples)) <= 1e-3):
+            return step
     for decimals in range(RESOLUTION_MAX_DECIMALS + 1):
         scaled = values * 10.0**decimals
         if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
@@ -462,6 +509,7 @@ def score_series(
     gap_edge_seconds: float = 0.0,
     held_share: float | None = DEFAULT_HELD_SHARE,
     relative_floor: float = RELATIVE_STDDEV_FLOOR,
+    season: np.ndarray | None = None,
 ) -> ScoredSeries:
     """One series scored the way it was produced (module docstring, "Real series"):
 
@@ -470,7 +518,10 @@ def score_series(
        warm-up still counts samples, so a value known to hold is known early);
     3. the spread never goes below half the series' resolution, nor `relative_floor` × the
        magnitude: a one-step change of a quantised gauge is never an anomaly on its own, and
-       a series that was flat gets a z in proportion to how far it moved, not 1 / 1e-6.
+       a series that was flat gets a z in proportion to how far it moved, not 1 / 1e-6;
+    4. with `season` (the expected level at each sample over the day's mean level, from the
+       GA-day profile), the series is scored as value / season: a daily cycle the baseline
+       already had is not news. `expected` is given back in the series' units.
     """
     rows = np.arange(len(values))
     unjudged, _ = gap_edges(seconds, gap_factor=gap_factor, edge_seconds=gap_edge_seconds)
@@ -480,16 +531,21 @@ def score_series(
     if held:
         updates = np.r_[True, kept[1:] != kept[:-1]]
         rows, kept = rows[updates], kept[updates]
-    floors = {"relative_floor": relative_floor, "min_stddev": 0.5 * resolution(kept)}
+    factor = np.ones(len(kept)) if season is None else season[rows]
+    scored = kept / factor
+    floors = {
+        "relative_floor": relative_floor,
+        "min_stddev": 0.5 * resolution(kept) / float(np.median(factor)),
+    }
     quiet = 0 if held else warmup
     if method == "ewma":
-        result = ewma_zscores(kept, span=span, warmup=quiet, **floors)
+        result = ewma_zscores(scored, span=span, warmup=quiet, **floors)
     else:
-        result = robust_zscores(kept, window=span, warmup=quiet, **floors)
+        result = robust_zscores(scored, window=span, warmup=quiet, **floors)
     z = result.z
     if held:  # the warm-up is time: a held value is known to hold
         z = np.where(rows < warmup, 0.0, z)
-    return ScoredSeries(rows, result.expected, z)
+    return ScoredSeries(rows, result.expected * factor, z)
 
 
 def detect_anomalies(
@@ -516,7 +572,9 @@ def detect_anomalies(
     and `merge_gap` rules (the gap counted in samples). `min_change` is the smallest move,
     as a fraction of the expected level, that can reach `z_threshold` (the spread floor is
     min_change / z_threshold × the level): one for every series, or one per KPI name
-    (others get DEFAULT_MIN_CHANGE).
+    (others get DEFAULT_MIN_CHANGE). An optional `season` column (the expected level at
+    each sample over the day's mean, `seasonal_factors`) makes each series scored as
+    value / season.
 
     An event reports the ts of its first and last anomalous sample, the sample with the
     largest |z| (peak_ts, peak_z signed, peak_value, expected_value = the prediction at the
@@ -536,6 +594,10 @@ def detect_anomalies(
     ends = np.r_[starts[1:], len(ordered)]
 
     values = ordered["value"].to_numpy(dtype="float64")
+    season = None
+    if SEASON_COLUMN in ordered.columns:
+        season = ordered[SEASON_COLUMN].to_numpy(dtype="float64")
+        season = np.where(np.isfinite(season) & (season > 0), season, 1.0)
     epoch = pd.Timestamp(0, tz="UTC")
     seconds = (
         (pd.to_datetime(ordered["ts"], utc=True) - epoch) / pd.Timedelta(seconds=1)
@@ -560,6 +622,7 @@ def detect_anomalies(
             gap_edge_seconds=gap_edge_seconds,
             held_share=held_share,
             relative_floor=floor_of(kpis[first]),
+            season=None if season is None else season[first:stop],
         )
         rows.append(scored.rows + first)
         z.append(scored.z)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
-from tars_pipeline.judge.anomaly import detect_anomalies
+from tars_pipeline.judge.anomaly import detect_anomalies, seasonal_factors
 from tars_pipeline.judge.cost import daily_cost
 from tars_pipeline.judge.drift import compare_day
 from tars_pipeline.judge.health import DayHealth, score_day
@@ -224,6 +224,8 @@ def day_anomalies(
     *,
     judged_from: dt.datetime,
     z_threshold: float | None = None,
+    baseline: pd.DataFrame | None = None,
+    timezone: str = "UTC",
 ) -> pd.DataFrame:
     """Anomaly events peaking at or after `judged_from`, on the judged samples.
 
@@ -231,10 +233,17 @@ def day_anomalies(
     passes the previous day's tail, the continuous sensor the minutes before its lookback).
     Cleaned exactly as the day's judgement cleans (`clean_samples`), so the nightly run and
     the live sensor see the same series and agree on what is an event.
+
+    With `baseline` (the GA-day samples; days ≥ 1) and `thresholds.seasonal_anomalies`,
+    each sample is scored against the GA-day level at its local time of day
+    (`anomaly.seasonal_factors`): a daily cycle the baseline had is not an anomaly.
     """
     settings = config.detector_settings(z_threshold)
-    judged = clean_samples(history, config)
-    events = detect_anomalies(judged[["service", "kpi", "ts", "value"]], **settings)
+    judged = clean_samples(history, config)[["service", "kpi", "ts", "value"]]
+    if baseline is not None and len(baseline) and config.thresholds.seasonal_anomalies:
+        reference = clean_samples(baseline, config)
+        judged = judged.assign(season=seasonal_factors(reference, judged, timezone))
+    events = detect_anomalies(judged, **settings)
     if events.empty:
         return events
     return events[pd.to_datetime(events["peak_ts"], utc=True) >= pd.Timestamp(judged_from)]

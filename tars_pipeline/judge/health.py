@@ -102,20 +102,26 @@ def band_for(score: float, bands: Mapping[str, float]) -> str:
 
 
 def anomaly_penalty(
-    anomalies: pd.DataFrame, per_incident: Mapping[str, float], cap: float
+    anomalies: pd.DataFrame,
+    per_incident: Mapping[str, float],
+    cap: float,
+    kind_weight: Mapping[str, float] | None = None,
 ) -> float:
     """Σ over the day's incidents (`incidents.cluster_events`: a service's events close in
-    time) of per_incident[its worst severity] (unknown severities cost 0), at most `cap`.
-    A latency step seen on p50, p95 and p99 is one incident and costs once."""
+    time) of per_incident[its worst severity] × the largest `kind_weight` of its KPIs'
+    kinds (unknown severities cost 0; without `kind_weight` every kind weighs 1), at most
+    `cap`. A latency step seen on p50, p95 and p99 is one incident and costs once."""
     if anomalies.empty or "severity" not in anomalies.columns:
         return 0.0
     if not {"service", "start", "end"} <= set(anomalies.columns):  # no times: one each
         costs = [per_incident.get(severity, 0.0) for severity in anomalies["severity"]]
         return float(min(sum(costs), cap))
-    costs = [
-        per_incident.get(worst(cluster["severity"]) or "", 0.0)
-        for cluster in cluster_events(anomalies)
-    ]
+    costs = []
+    for cluster in cluster_events(anomalies):
+        weight = 1.0
+        if kind_weight is not None and "kind" in cluster.columns:
+            weight = max(kind_weight.get(str(kind), 1.0) for kind in cluster["kind"])
+        costs.append(per_incident.get(worst(cluster["severity"]) or "", 0.0) * weight)
     return float(min(sum(costs), cap))
 
 
@@ -248,7 +254,14 @@ def score_day(
         if has_weight
         else PERFECT_SCORE
     )
-    penalty = anomaly_penalty(anomalies, config.incident_penalty, config.anomaly_penalty_cap)
+    kinds = anomalies
+    if len(anomalies) and "kpi" in anomalies.columns:
+        kinds = anomalies.assign(
+            kind=anomalies["kpi"].map(lambda name: kpis[name].kind if name in kpis else "")
+        )
+    penalty = anomaly_penalty(
+        kinds, config.incident_penalty, config.anomaly_penalty_cap, config.incident_kind_weight
+    )
     score = round(float(np.clip(weighted_kpi_score - penalty, 0.0, PERFECT_SCORE)), 1)
     return DayHealth(
         score=score,

@@ -12,6 +12,7 @@ from tars_pipeline.judge.anomaly import (
     gap_edges,
     is_held,
     resolution,
+    seasonal_factors,
 )
 
 SEVERITY_Z = {"medium": 4.0, "high": 6.0, "critical": 10.0}
@@ -152,3 +153,33 @@ def test_resolution_reads_the_precision_values_are_reported_at() -> None:
     assert resolution(np.array([0.0, 100.0, 200.0])) == 1.0
     assert resolution(np.array([6.01, 6.12, 6.3])) == pytest.approx(0.01)
     assert resolution(np.random.default_rng(1).normal(0, 1, 50)) == 0.0
+
+
+def test_a_lattice_of_replicas_times_a_price_is_the_series_resolution() -> None:
+    cost = np.array([3, 4, 5, 6, 4, 3]) * 0.0456
+    assert resolution(cost) == pytest.approx(0.0456)
+
+
+def _daily_cycle(days: int, seed: int) -> pd.DataFrame:
+    """Throughput with a strong daily cycle (×3 between night and day) and 1 % noise."""
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range("2026-03-02", periods=1440 * days, freq="60s", tz="UTC")
+    hours = ts.hour + ts.minute / 60
+    level = 500 * (2 - np.cos(2 * np.pi * hours / 24)) * rng.normal(1, 0.01, len(ts))
+    return pd.DataFrame({"service": "shop", "kpi": "throughput", "ts": ts, "value": level})
+
+
+def test_a_daily_cycle_the_ga_day_had_is_scored_against_its_time_of_day_profile() -> None:
+    ga_day = _daily_cycle(1, seed=1)
+    day = _daily_cycle(1, seed=2)
+    day["ts"] = day["ts"] + pd.Timedelta(days=1)
+    day.loc[600:609, "value"] *= 1.5  # a real 10-minute surge at 10:00
+
+    season = seasonal_factors(ga_day, day, "UTC")
+    assert season.min() == pytest.approx(1 / 2, rel=0.05)  # night: 500 vs a 1000 median
+    assert season.max() == pytest.approx(3 / 2, rel=0.05)
+
+    events = _detect(day.assign(season=season))
+    assert len(events) == 1 and events.iloc[0]["start"] == day["ts"][600]
+    # The expected value is given back in the series' units, not as a ratio.
+    assert events.iloc[0]["expected_value"] == pytest.approx(day["value"][599], rel=0.05)

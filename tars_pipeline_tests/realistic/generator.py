@@ -663,9 +663,13 @@ class Truth:
 
     @property
     def degradations(self) -> list[tuple[str, str, int]]:
-        """(kpi, service, first day) whose adverse change reaches the degradation threshold."""
+        """(kpi, service, first day) whose adverse change reaches the degradation threshold.
+        Cost KPIs are never degradations in the product (methods/cost.md): a cost step is
+        judged by the cost section's level change, scored separately."""
         first: dict[str, int] = {}
         for e in self.effects:
+            if KIND_OF[e.kpi] == "cost":
+                continue
             if e.adverse and abs(e.change_pct) >= DEGRADATION_PCT[e.kpi]:
                 first[e.kpi] = min(first.get(e.kpi, 99), e.day)
         return [(k, self.injection.service, d) for k, d in sorted(first.items())]

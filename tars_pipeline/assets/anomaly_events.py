@@ -5,11 +5,13 @@ import pandas as pd
 from pydantic import Field
 
 from tars_pipeline.assets.common import release_day, settings
+from tars_pipeline.assets.day_fetch import read_reference
 from tars_pipeline.assets.kpi_samples import kpi_samples
 from tars_pipeline.judge.day import day_anomalies
 from tars_pipeline.partitions import day_and_previous_day_samples, release_day_partitions
 from tars_pipeline.reporting import outputs
 from tars_pipeline.resources import ReportsResource, StoreResource, TarsConfigResource
+from tars_pipeline.sources import build_source
 from tars_pipeline.store import open_store, read_table, replace_partition
 
 
@@ -52,6 +54,12 @@ def anomaly_events(
         history = pd.concat([previous, samples], ignore_index=True)
         baseline = read_table(conn, "samples", release.name, [0]) if day else None
         start, _ = release.day_bounds(day)
+        source = build_source(tars)
+        references = {
+            release.day_date(d): read_reference(source, tars, release, d)
+            for d in (day - 1, day)
+            if d >= 1
+        }
         events = day_anomalies(
             history,
             tars,
@@ -59,6 +67,7 @@ def anomaly_events(
             z_threshold=z_threshold,
             baseline=baseline,
             timezone=release.timezone,
+            references=references,
         )
         replace_partition(conn, release.name, day, {"anomaly_events": events})
         every_day = read_table(conn, "anomaly_events", release.name)

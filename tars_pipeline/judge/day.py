@@ -9,14 +9,15 @@ the `anomaly_events` asset, the continuous sensor and the scenario tests all cal
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
-from tars_pipeline.judge.anomaly import detect_anomalies, seasonal_factors
+from tars_pipeline.judge.anomaly import SEASON_CLIP, detect_anomalies, seasonal_factors
 from tars_pipeline.judge.cost import daily_cost
 from tars_pipeline.judge.drift import compare_day
 from tars_pipeline.judge.health import DayHealth, score_day
@@ -218,6 +219,27 @@ def reference_for_day(
     return ReferenceDays(day_weekday=same_weekday, ga_weekday=ga_weekday)
 
 
+def _weekday_factors(
+    samples: pd.DataFrame, references: Mapping[dt.date, ReferenceDays | None], timezone: str
+) -> np.ndarray:
+    """Per sample: its local date's weekday factor for its series (reference median on the
+    date's weekday over the GA weekday's), 1 without a reference or a usable level."""
+    factors = np.ones(len(samples))
+    dates = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone).dt.date.to_numpy()
+    for date, reference in references.items():
+        if reference is None:
+            continue
+        on_date = dates == date
+        if not on_date.any():
+            continue
+        day_level = reference.day_weekday.groupby(["service", "kpi"])["value"].median()
+        ga_level = reference.ga_weekday.groupby(["service", "kpi"])["value"].median()
+        ratio = (day_level / ga_level.where(ga_level > 0)).clip(*SEASON_CLIP)
+        keys = pd.MultiIndex.from_frame(samples.loc[on_date, ["service", "kpi"]])
+        factors[on_date] = ratio.reindex(keys).fillna(1.0).to_numpy()
+    return factors
+
+
 def day_anomalies(
     history: pd.DataFrame,
     config: TarsConfig,
@@ -226,6 +248,7 @@ def day_anomalies(
     z_threshold: float | None = None,
     baseline: pd.DataFrame | None = None,
     timezone: str = "UTC",
+    references: Mapping[dt.date, ReferenceDays | None] | None = None,
 ) -> pd.DataFrame:
     """Anomaly events peaking at or after `judged_from`, on the judged samples.
 
@@ -236,13 +259,19 @@ def day_anomalies(
 
     With `baseline` (the GA-day samples; days ≥ 1) and `thresholds.seasonal_anomalies`,
     each sample is scored against the GA-day level at its local time of day
-    (`anomaly.seasonal_factors`): a daily cycle the baseline had is not an anomaly.
+    (`anomaly.seasonal_factors`): a daily cycle the baseline had is not an anomaly. With
+    `references` (a local date's pre-GA reference days, `reference_for_day`), that date's
+    samples are also scaled by its weekday factor (the reference week's level on its
+    weekday over GA's weekday), so a weekend's lower level is not a dip at midnight.
     """
     settings = config.detector_settings(z_threshold)
     judged = clean_samples(history, config)[["service", "kpi", "ts", "value"]]
     if baseline is not None and len(baseline) and config.thresholds.seasonal_anomalies:
         reference = clean_samples(baseline, config)
-        judged = judged.assign(season=seasonal_factors(reference, judged, timezone))
+        season = seasonal_factors(reference, judged, timezone)
+        if references:
+            season = season * _weekday_factors(judged, references, timezone)
+        judged = judged.assign(season=season)
     events = detect_anomalies(judged, **settings)
     if events.empty:
         return events

@@ -10,6 +10,7 @@ import pandas as pd
 from tars_pipeline.config import Release, SnapshotSourceConfig, TarsConfig
 from tars_pipeline.judge.anomaly import detect_anomalies
 from tars_pipeline.judge.day import day_anomalies
+from tars_pipeline.judge.seasonality import ReferenceDays
 
 START = pd.Timestamp("2026-03-03T05:00:00Z")
 CONFIG = TarsConfig(
@@ -42,3 +43,35 @@ def test_only_events_peaking_in_the_judged_window_are_returned() -> None:
         samples, CONFIG, judged_from=(START + pd.Timedelta(hours=3)).to_pydatetime()
     )
     assert len(every) == 1 and later.empty
+
+
+def _flat(start: str, days: float, level: float, seed: int) -> pd.DataFrame:
+    ts = pd.date_range(start, periods=int(1440 * days), freq="60s", tz="UTC")
+    values = np.random.default_rng(seed).normal(level, level * 0.01, len(ts))
+    return pd.DataFrame({"service": "shop", "kpi": "throughput", "ts": ts, "value": values})
+
+
+def test_a_weekend_level_the_reference_week_had_is_not_a_dip_at_midnight() -> None:
+    """Friday evening at 1000 req/s, Saturday at 600: the reference week had the same."""
+    ga_day = _flat("2026-03-03", 1, 1000.0, seed=1)  # GA: Tuesday (UTC)
+    history = pd.concat(
+        [_flat("2026-03-06T22:00", 2 / 24, 1000.0, seed=2), _flat("2026-03-07", 1, 600.0, seed=3)]
+    )
+    saturday = dt.date(2026, 3, 7)
+    reference = ReferenceDays(
+        day_weekday=_flat("2026-02-28", 1, 620.0, seed=4),  # the reference Saturday
+        ga_weekday=_flat("2026-02-24", 1, 1010.0, seed=5),  # the reference Tuesday
+    )
+    judged_from = dt.datetime(2026, 3, 7, tzinfo=dt.UTC)
+
+    blind = day_anomalies(history, CONFIG, judged_from=judged_from, baseline=ga_day)
+    assert (blind["direction"] == "dip").any()  # without the reference: a dip at midnight
+
+    seeing = day_anomalies(
+        history,
+        CONFIG,
+        judged_from=judged_from,
+        baseline=ga_day,
+        references={saturday: reference},
+    )
+    assert seeing.empty

@@ -42,6 +42,7 @@ COLUMNS = (
     ("clean_min_health", "clean", 5),
     ("rec", "rec n/noise", 11),
     ("one_p01", "1xP01", 5),
+    ("dup_p01", "dupP01", 6),
     ("drift", "drift/ctl", 9),
     ("incidents", "inc", 4),
     ("run_seconds", "run s", 6),
@@ -65,6 +66,7 @@ def _cells(row: dict) -> dict[str, str]:
         "sudden": f"{row['sudden_found']}/{row['sudden_total']}",
         "rec": f"{row['recommendations']}/{row['rec_noise']}",
         "one_p01": f"{row['injections_with_one_p01']}/{row['injections']}",
+        "dup_p01": f"{row['injections_with_duplicate_p01']}/{row['injections_with_p01']}",
         "drift": f"{row['drifts']}/{row['drifts_on_controls']}",
     }
 
@@ -99,6 +101,8 @@ def total(rows: list[dict]) -> dict:
         "recommendations": add("recommendations"),
         "rec_noise": add("rec_noise"),
         "injections_with_one_p01": add("injections_with_one_p01"),
+        "injections_with_p01": add("injections_with_p01"),
+        "injections_with_duplicate_p01": add("injections_with_duplicate_p01"),
         "injections": add("injections"),
         "drifts": add("drifts"),
         "drifts_on_controls": add("drifts_on_controls"),

@@ -8,8 +8,9 @@ by time and service and never by KPI name:
 1. **Anomaly clusters** (`cluster_events`): a service's anomaly events whose spans overlap
    or lie within `gap` (15 min) of each other are one cluster.
 2. **Incidents** (`build_incidents`): a service's degradations first seen on the same day
-   are one incident, joined by that service's anomaly clusters that start on that day
-   (they date the onset to the minute) and by its SLOs over budget on those KPIs. Every
+   are one incident, joined by that service's anomaly clusters that start on that day and
+   involve one of those KPIs (they date the onset to the minute; a CPU blip the same day
+   does not join an error-rate step), and by its SLOs over budget on those KPIs. Every
    cluster left over is an incident of its own (a transient: minutes, not a shift).
 3. The incident's **severity** is its worst member's; its **leading KPI** is the member
    that alarmed first (the anomaly with the earliest `alarm_ts`), else the most severe
@@ -204,7 +205,10 @@ def build_incidents(
     for cluster in cluster_events(anomalies if anomalies is not None else pd.DataFrame(), gap):
         service, day = str(cluster["service"].iloc[0]), _day_of(cluster)
         host = incidents.get((service, day)) if day is not None else None
-        if host is not None:
+        shares_a_kpi = host is not None and bool(
+            set(cluster["kpi"]) & {str(d["kpi"]) for d in host.degradations}
+        )
+        if shares_a_kpi:
             host.anomalies.append(cluster)
         else:
             transients.append(Incident(service, day, anomalies=[cluster]))

@@ -412,6 +412,10 @@ def score_week(week: gen.WeekSpec, truths: list[gen.Truth], run: WeekRun) -> dic
         rec_noise=noise,
         p01_per_injection=per_incident,
         injections_with_one_p01=sum(c == 1 for c in per_incident),
+        # The rule, one P0/P1 item per incident: of the injections that got any,
+        # how many got more than one (duplicates of one incident).
+        injections_with_p01=sum(c >= 1 for c in per_incident),
+        injections_with_duplicate_p01=sum(c > 1 for c in per_incident),
         injections=len(truths),
         drifts=len(retro.get("unexpected_drifts", [])),
         drifts_on_controls=sum(

@@ -22,6 +22,7 @@ from scipy import stats
 
 from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge import explain
+from tars_pipeline.judge.direction import adverse_sign
 from tars_pipeline.judge.finding import KpiFinding
 from tars_pipeline.judge.formatting import finite_or_none
 
@@ -160,6 +161,16 @@ def _peak(series: pd.Series) -> tuple[int, float] | None:
     return day, float(finite.loc[day])
 
 
+def _only_improved(series: pd.Series, kpi: KpiDefinition) -> bool:
+    """A KPI with a bad side that never moved the bad way beyond its threshold: lower
+    errors or faster responses are not a drift to investigate (successes report them)."""
+    sign = adverse_sign(kpi.direction)
+    finite = series.dropna()
+    if sign == 0 or finite.empty:
+        return False
+    return bool((sign * finite < kpi.threshold_pct).all())
+
+
 def _series_trend(series: pd.Series, threshold_pct: float, p_value: float) -> Trend:
     finite = series.dropna()
     return classify_trend(
@@ -274,11 +285,13 @@ def find_unexpected_drifts(
     """KPIs that drifted notably without being regressions (SPEC §3 "Unexpected drifts").
 
     A (service, KPI) qualifies when it is not cost-kind, is not among the `degraded`
-    (service, KPI) pairs, and its largest |drift_pct| over days 1..N is ≥ the KPI's
-    threshold_pct and < `max_pct` (the 10-30 % band). A neutral KPI (throughput) has no
-    upper bound: the band's ceiling is where a drift becomes a regression candidate, which
-    a neutral KPI never is, so a 40 % load change is listed rather than dropped. Rows
-    without a percentage (baseline ~0) are skipped. Resource KPIs first, then by |change|.
+    (service, KPI) pairs, its largest |drift_pct| over days 1..N is ≥ the KPI's
+    threshold_pct and < `max_pct` (the 10-30 % band), and, for a KPI with a bad side, it
+    moved the bad way beyond its threshold on some day (an improvement is not work). A
+    neutral KPI (throughput) has no upper bound: the band's ceiling is where a drift
+    becomes a regression candidate, which a neutral KPI never is, so a 40 % load change is
+    listed rather than dropped. Rows without a percentage (baseline ~0) are skipped.
+    Resource KPIs first, then by |change|.
     """
     if drift is None or drift.empty:
         return []
@@ -297,6 +310,8 @@ def find_unexpected_drifts(
         peak = _peak(series)
         ceiling = math.inf if kpi.direction == "neutral" else max_pct
         if peak is None or not (kpi.threshold_pct <= abs(peak[1]) < ceiling):
+            continue
+        if _only_improved(series, kpi):
             continue
         day_of_max, change = peak
         finite = series.dropna()

@@ -75,6 +75,18 @@ def test_a_neutral_kpi_beyond_the_band_is_still_listed_but_an_adverse_one_is_not
     assert "neutral KPI" in drifts[0]["explanation"]
 
 
+def test_an_improvement_is_not_an_unexpected_drift_but_a_move_the_bad_way_is() -> None:
+    rows = []
+    for day in range(1, 8):
+        rows += [
+            ("api-gateway", "latency_p50", day, 40.0, 30.0),  # -25 %: faster, not work
+            ("api-gateway", "error_rate", day, 0.05, 0.044),  # -12 %: fewer errors
+            ("api-gateway", "latency_p95", day, 90.0, 104.0 if day == 3 else 80.0),  # +16 %
+        ]
+    drifts = unexpected_drift_records(drift_frame(rows, KPIS))
+    assert [d["kpi"] for d in drifts] == ["latency_p95"]
+
+
 @pytest.mark.parametrize(
     ("series", "trend"),
     [

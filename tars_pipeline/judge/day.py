@@ -219,13 +219,11 @@ def reference_for_day(
     return ReferenceDays(day_weekday=same_weekday, ga_weekday=ga_weekday)
 
 
-def _weekday_factors(
-    samples: pd.DataFrame, references: Mapping[dt.date, ReferenceDays | None], timezone: str
+def _ratios_by_date(
+    samples: pd.DataFrame, references: Mapping[dt.date, ReferenceDays | None], dates: np.ndarray
 ) -> np.ndarray:
-    """Per sample: its local date's weekday factor for its series (reference median on the
-    date's weekday over the GA weekday's), 1 without a reference or a usable level."""
+    """Per sample: the weekday factor of `dates[i]` for its series (1 where unknown)."""
     factors = np.ones(len(samples))
-    dates = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone).dt.date.to_numpy()
     for date, reference in references.items():
         if reference is None:
             continue
@@ -237,6 +235,35 @@ def _weekday_factors(
         ratio = (day_level / ga_level.where(ga_level > 0)).clip(*SEASON_CLIP)
         keys = pd.MultiIndex.from_frame(samples.loc[on_date, ["service", "kpi"]])
         factors[on_date] = ratio.reindex(keys).fillna(1.0).to_numpy()
+    return factors
+
+
+def _weekday_factors(
+    samples: pd.DataFrame,
+    references: Mapping[dt.date, ReferenceDays | None],
+    timezone: str,
+    lag_seconds: float = 0.0,
+) -> np.ndarray:
+    """Per sample: its local date's weekday factor for its series (reference median on the
+    date's weekday over the GA weekday's), 1 without a reference or a usable level.
+
+    A rate() over a window still reads the previous day for `lag_seconds` after local
+    midnight, so the factor moves linearly from the previous date's to the new date's over
+    that window instead of jumping at midnight."""
+    local = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
+    dates = local.dt.date.to_numpy()
+    factors = _ratios_by_date(samples, references, dates)
+    if lag_seconds <= 0:
+        return factors
+    since_midnight = (local.dt.hour * 3600 + local.dt.minute * 60 + local.dt.second).to_numpy(
+        dtype="float64"
+    )
+    blending = since_midnight < lag_seconds
+    if blending.any():
+        previous = np.array([date - dt.timedelta(days=1) for date in dates[blending]])
+        before = _ratios_by_date(samples[blending], references, previous)
+        share = since_midnight[blending] / lag_seconds
+        factors[blending] = before + (factors[blending] - before) * share
     return factors
 
 
@@ -270,7 +297,8 @@ def day_anomalies(
         reference = clean_samples(baseline, config)
         season = seasonal_factors(reference, judged, timezone)
         if references:
-            season = season * _weekday_factors(judged, references, timezone)
+            lag = float(settings.get("gap_edge_seconds") or 0.0)
+            season = season * _weekday_factors(judged, references, timezone, lag)
         judged = judged.assign(season=season)
     events = detect_anomalies(judged, **settings)
     if events.empty:

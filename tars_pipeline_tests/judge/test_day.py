@@ -52,11 +52,12 @@ def _flat(start: str, days: float, level: float, seed: int) -> pd.DataFrame:
 
 
 def test_a_weekend_level_the_reference_week_had_is_not_a_dip_at_midnight() -> None:
-    """Friday evening at 1000 req/s, Saturday at 600: the reference week had the same."""
+    """Friday evening at 1000 req/s, Saturday at 600: the reference week had the same. As
+    rate() over 5 minutes reads it, the step takes the first 5 minutes of Saturday."""
     ga_day = _flat("2026-03-03", 1, 1000.0, seed=1)  # GA: Tuesday (UTC)
-    history = pd.concat(
-        [_flat("2026-03-06T22:00", 2 / 24, 1000.0, seed=2), _flat("2026-03-07", 1, 600.0, seed=3)]
-    )
+    saturday_samples = _flat("2026-03-07", 1, 600.0, seed=3)
+    saturday_samples.loc[:4, "value"] = 1000.0 - 400.0 * (np.arange(5) + 1) / 5
+    history = pd.concat([_flat("2026-03-06T22:00", 2 / 24, 1000.0, seed=2), saturday_samples])
     saturday = dt.date(2026, 3, 7)
     reference = ReferenceDays(
         day_weekday=_flat("2026-02-28", 1, 620.0, seed=4),  # the reference Saturday

@@ -294,8 +294,16 @@ class Thresholds(_Model):
         "Prometheus source's rate_window, else 5 steps.",
     )
     anomaly_single_sample_z: Annotated[float | None, Field(gt=0)] = Field(
-        default=5.0,
-        description="|z| from which one sample is an event on its own (null: never).",
+        default=None,
+        description="|z| from which one sample is an event on its own (null: never, the "
+        "default: a rate() spreads any real change over its window, so one sample alone "
+        "is a scrape artefact; the CSV mode keeps 5).",
+    )
+    anomaly_band_minutes: Annotated[int, Field(ge=0, le=720)] = Field(
+        default=60,
+        description="A sample within the range its series showed on the baseline day "
+        "within this many minutes of the same local time is not anomalous (a move the good "
+        "way: within the whole day's range). 0: off.",
     )
     anomaly_merge_gap: Annotated[int, Field(ge=0)] = Field(
         default=36,
@@ -446,6 +454,8 @@ _DURATION_UNITS = {
     "y": 31536000.0,
 }  # fmt: skip
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+_HISTOGRAM_QUANTILE = re.compile(r"histogram_quantile\(\s*([0-9]*\.?[0-9]+)\s*,")
+_RANGE_SELECTOR = re.compile(r"\[([0-9a-z:]+)\]")
 
 
 def duration_seconds(duration: str) -> float:
@@ -654,6 +664,34 @@ class TarsConfig(_Model):
                 edge = 5.0 * self.step_seconds
         settings["gap_edge_seconds"] = edge
         return settings
+
+    def range_lag_seconds(self) -> dict[str, float]:
+        """Per KPI: how long its value still reads the past, the longest range selector in
+        its PromQL (`rate(x[5m])`: 300 s; a subquery `[1h:1m]`: 3600 s); 0 for an instant
+        gauge. `{rate_window}` is the Prometheus source's; for a source that hands over
+        values (a snapshot), one step: a rate there covers one scrape interval."""
+        if isinstance(self.source, PrometheusSourceConfig):
+            window = self.source.rate_window
+        else:
+            window = f"{int(self.step_seconds)}s"
+        lags = {}
+        for kpi in self.kpis:
+            query = kpi.query.replace("{rate_window}", window)
+            ranges = [part.split(":")[0] for part in _RANGE_SELECTOR.findall(query)]
+            lags[kpi.name] = max((duration_seconds(r) for r in ranges), default=0.0)
+        return lags
+
+    def quantile_of_kpi(self) -> dict[str, float]:
+        """The KPIs that are a quantile of requests (`histogram_quantile(0.99, …)` in
+        their PromQL) and that quantile; sources without queries have none."""
+        if not isinstance(self.source, PrometheusSourceConfig):
+            return {}
+        found = {}
+        for kpi in self.kpis:
+            match = _HISTOGRAM_QUANTILE.search(kpi.query)
+            if match and 0.0 < float(match.group(1)) < 1.0:
+                found[kpi.name] = float(match.group(1))
+        return found
 
     @property
     def kpis_by_name(self) -> dict[str, KpiDefinition]:

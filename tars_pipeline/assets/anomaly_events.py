@@ -55,10 +55,12 @@ def anomaly_events(
         baseline = read_table(conn, "samples", release.name, [0]) if day else None
         start, _ = release.day_bounds(day)
         source = build_source(tars)
+        # The pre-GA days of the judged dates (GA day's own on Day 0: its weekday a week
+        # before; on later days it is taken from these, judge.day._with_ga_date).
+        dates = (0,) if day == 0 else tuple(d for d in (day - 1, day) if d >= 1)
         references = {
-            release.day_date(d): read_reference(source, tars, release, d)
-            for d in (day - 1, day)
-            if d >= 1
+            release.day_date(d): read_reference(source, tars, release, d, include_ga_day=True)
+            for d in dates
         }
         events = day_anomalies(
             history,

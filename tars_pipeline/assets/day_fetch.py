@@ -111,11 +111,16 @@ def read_window(
 
 
 def read_reference(
-    source: MetricSource, config: TarsConfig, release: Release, day: int
+    source: MetricSource,
+    config: TarsConfig,
+    release: Release,
+    day: int,
+    *,
+    include_ga_day: bool = False,
 ) -> ReferenceDays | None:
     """`judge.day.reference_for_day` reading the pre-GA reference days from `source`, each
     date's bounds computed like `Release.day_bounds`."""
-    if release.reference_start is None or day == 0:
+    if release.reference_start is None or (day == 0 and not include_ga_day):
         return None
 
     def fetch_date(date: dt.date) -> pd.DataFrame:
@@ -129,4 +134,4 @@ def read_reference(
             # Prometheus whose retention or discovery finds nothing there has none).
             return empty_samples()
 
-    return reference_for_day(config, release, day, fetch_date)
+    return reference_for_day(config, release, day, fetch_date, include_ga_day=include_ga_day)

@@ -108,44 +108,138 @@ DEFAULT_MIN_CHANGE = 0.10
 RESOLUTION_MAX_DECIMALS = 6
 LATTICE_MIN_LEVELS, LATTICE_MAX_LEVELS = 4, 64
 SEASON_COLUMN = "season"
+BAND_COLUMNS = ("band_low", "band_high")
+TRIALS_COLUMN = "trials"
+# The band: what the baseline showed within this many minutes of a sample's time of day.
+DEFAULT_BAND_MINUTES = 60
+WHOLE_DAY_MINUTES = 720  # ± 12 h: every time of day
 # A seasonal factor is the hour's median over the day's median, clipped to this range.
 SEASON_CLIP = (0.05, 20.0)
 
 
-def seasonal_factors(baseline: pd.DataFrame, samples: pd.DataFrame, timezone: str) -> np.ndarray:
-    """For each row of `samples`: its series' GA-day level at that local time of day over
-    the GA day's median (hour medians of `baseline`, linear between hour centres around the
-    clock; the hour's own median for a held series, which steps on the hour). 1 where the
-    series has no baseline, a ~0 median or too few hours of it."""
-    factors = np.ones(len(samples))
-    if baseline is None or baseline.empty or samples.empty:
-        return factors
-    local = pd.to_datetime(baseline["ts"], utc=True).dt.tz_convert(timezone)
-    frame = baseline.assign(hour=local.dt.hour)
-    hourly = frame.groupby(["service", "kpi", "hour"], sort=False)["value"].median()
-    daily = frame.groupby(["service", "kpi"], sort=False)["value"].median()
-    when = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
-    position = (when.dt.hour + when.dt.minute / 60.0).to_numpy() - 0.5  # hour centres
-    keys = samples.groupby(["service", "kpi"], sort=False).indices
-    for (service, kpi), rows in keys.items():
-        level = daily.get((service, kpi))
-        if level is None or not level > 0:
+DayProfile = dict[tuple[object, object], np.ndarray]
+"""Per series: its 24 hour levels over its level."""
+
+
+def day_profile(
+    profile_day: pd.DataFrame, timezone: str, level: pd.Series | None = None
+) -> DayProfile:
+    """Per series of `profile_day`: its hour medians over `level` (per (service, kpi);
+    default the day's own median), hours it lacks interpolated.
+
+    A series whose hour medians vary less than its samples within an hour do
+    (interquartile ranges: a GC sawtooth, a p99 that only jitters) has no daily shape: its
+    24 levels are all the day's median over `level`. Series with a ~0 level or fewer than
+    20 hours are left out."""
+    if profile_day is None or profile_day.empty:
+        return {}
+    local = pd.to_datetime(profile_day["ts"], utc=True).dt.tz_convert(timezone)
+    frame = profile_day[["service", "kpi", "value"]].assign(hour=local.dt.hour.to_numpy())
+    grouped = frame.groupby(["service", "kpi", "hour"], sort=False)["value"]
+    hourly = grouped.median()
+    quartiles = grouped.quantile([0.25, 0.75]).unstack()
+    spread = (quartiles[0.75] - quartiles[0.25]).groupby(level=[0, 1]).median()
+    if level is None:
+        level = frame.groupby(["service", "kpi"], sort=False)["value"].median()
+    profiles: DayProfile = {}
+    for key, by_hour in hourly.groupby(level=[0, 1], sort=False):
+        norm = level.get(key)
+        if norm is None or not norm > 0 or len(by_hour) < 20:
             continue
-        try:
-            by_hour = hourly.loc[(service, kpi)]
-        except KeyError:
-            continue
-        if len(by_hour) < 20:
+        by_hour = by_hour.droplevel([0, 1])
+        if not by_hour.quantile(0.75) - by_hour.quantile(0.25) > spread.get(key, 0.0):
+            flat = float(by_hour.median())  # no shape, but a level (a weekend's)
+            profiles[key] = np.clip(np.full(24, flat / norm), *SEASON_CLIP)
             continue
         profile = by_hour.reindex(range(24)).interpolate(limit_direction="both").to_numpy()
-        profile = np.clip(profile / level, *SEASON_CLIP)
-        values = samples["value"].to_numpy(dtype="float64")[rows]
-        if is_held(values, DEFAULT_HELD_SHARE):  # steps on the hour: the hour's own level
-            factors[rows] = profile[when.dt.hour.to_numpy()[rows]]
+        profiles[key] = np.clip(profile / norm, *SEASON_CLIP)
+    return profiles
+
+
+def profile_factors(
+    profile_day: pd.DataFrame | DayProfile,
+    samples: pd.DataFrame,
+    timezone: str,
+    level: pd.Series | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(factor, known) per row of `samples`: its series' `day_profile` at the row's local
+    time of day, linear between hour centres around the clock, or the hour's own level for
+    a held series (which steps on the hour). `known` is
+    False, and the factor 1, where the series has no profile. `profile_day` may be a
+    `day_profile` already computed (then `level` is not used)."""
+    factors = np.ones(len(samples))
+    known = np.zeros(len(samples), dtype=bool)
+    if isinstance(profile_day, pd.DataFrame):
+        profile_day = day_profile(profile_day, timezone, level)
+    if not profile_day or samples.empty:
+        return factors, known
+    when = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
+    hours = when.dt.hour.to_numpy()
+    position = hours + when.dt.minute.to_numpy() / 60.0 - 0.5  # hour centres
+    values = samples["value"].to_numpy(dtype="float64")
+    keys = samples.groupby(["service", "kpi"], sort=False).indices
+    for key, rows in keys.items():
+        if key not in profile_day:
+            continue
+        known[rows] = True
+        profile = profile_day[key]
+        if is_held(values[rows], DEFAULT_HELD_SHARE):  # steps on the hour
+            factors[rows] = profile[hours[rows]]
             continue
         ring = np.r_[profile, profile[0]]
         factors[rows] = np.interp(np.mod(position[rows], 24.0), np.arange(25), ring)
-    return factors
+    return factors, known
+
+
+def seasonal_factors(baseline: pd.DataFrame, samples: pd.DataFrame, timezone: str) -> np.ndarray:
+    """For each row of `samples`: its series' GA-day level at that local time of day over
+    the GA day's median (`profile_factors` of `baseline`); 1 where the series has no
+    baseline, a ~0 median or too few hours of it."""
+    return profile_factors(baseline, samples, timezone)[0]
+
+
+def seasonal_band(
+    baseline: pd.DataFrame,
+    samples: pd.DataFrame,
+    timezone: str,
+    season: np.ndarray,
+    baseline_season: np.ndarray,
+    *,
+    minutes: int = DEFAULT_BAND_MINUTES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of `samples`: the lowest and highest value its series had on the baseline
+    day within `minutes` of the row's local time of day, both scaled like the row (the
+    baseline deseasonalised by its own profile, then times the row's `season`). NaN where
+    the series has no baseline near that time: the row is then not banded."""
+    low = np.full(len(samples), np.nan)
+    high = np.full(len(samples), np.nan)
+    if baseline is None or baseline.empty or samples.empty:
+        return low, high
+    own = baseline_season
+    base_local = pd.to_datetime(baseline["ts"], utc=True).dt.tz_convert(timezone)
+    base_minute = (base_local.dt.hour * 60 + base_local.dt.minute).to_numpy()
+    base_scored = baseline["value"].to_numpy(dtype="float64") / own
+    when = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
+    minute = (when.dt.hour * 60 + when.dt.minute).to_numpy()
+    base_groups = baseline.groupby(["service", "kpi"], sort=False).indices
+    width = 2 * minutes + 1
+    for key, rows in samples.groupby(["service", "kpi"], sort=False).indices.items():
+        brows = base_groups.get(key)
+        if brows is None or len(brows) < 3:
+            continue
+        lo = np.full(1440, np.inf)
+        hi = np.full(1440, -np.inf)
+        np.minimum.at(lo, base_minute[brows], base_scored[brows])
+        np.maximum.at(hi, base_minute[brows], base_scored[brows])
+        ring_lo = np.r_[lo[-minutes:], lo, lo[:minutes]]
+        ring_hi = np.r_[hi[-minutes:], hi, hi[:minutes]]
+        lo = sliding_window_view(ring_lo, width).min(axis=1)
+        hi = sliding_window_view(ring_hi, width).max(axis=1)
+        lo = np.where(np.isfinite(lo), lo, np.nan)
+        hi = np.where(np.isfinite(hi), hi, np.nan)
+        low[rows] = lo[minute[rows]] * season[rows]
+        high[rows] = hi[minute[rows]] * season[rows]
+    return low, high
 
 
 class EwmaResult(NamedTuple):
@@ -179,7 +273,7 @@ def _zscores(
     quiet: int,
     *,
     relative_floor: float = RELATIVE_STDDEV_FLOOR,
-    min_stddev: float = 0.0,
+    min_stddev: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """(x − expected) / max(stddev, floors); 0 for the first `quiet` samples and for 0 / 0.
 
@@ -187,7 +281,8 @@ def _zscores(
     units (half its resolution, see `resolution`)."""
     diff = values - expected
     floor = np.maximum(
-        relative_floor * np.maximum(np.abs(expected), np.abs(values)), max(min_stddev, 0.0)
+        relative_floor * np.maximum(np.abs(expected), np.abs(values)),
+        np.maximum(min_stddev, 0.0),
     )
     spread = np.maximum(stddev, floor)
     z = np.zeros_like(values)
@@ -203,6 +298,8 @@ def ewma_zscores(
     *,
     relative_floor: float = RELATIVE_STDDEV_FLOOR,
     min_stddev: float = 0.0,
+    trials: np.ndarray | None = None,
+    unit: np.ndarray | None = None,
 ) -> EwmaResult:
     """EWMA expectation, spread and z-score of each sample against the state before it.
 
@@ -236,6 +333,9 @@ def ewma_zscores(
     variance[0] = 0.0
     variance[1:] = np.maximum(var_after[:-1], 0.0)
     stddev = np.sqrt(variance)
+    floor: float | np.ndarray = min_stddev / scale
+    if trials is not None:
+        floor = np.maximum(floor, binomial_spread(expected * scale, trials, unit) / scale)
 
     z = _zscores(
         scaled,
@@ -243,9 +343,26 @@ def ewma_zscores(
         stddev,
         quiet=max(warmup, 1),
         relative_floor=relative_floor,
-        min_stddev=min_stddev / scale,
+        min_stddev=floor,
     )
     return EwmaResult(expected * scale, stddev * scale, z)
+
+
+def binomial_spread(
+    expected: np.ndarray, trials: np.ndarray, unit: np.ndarray | None = None
+) -> np.ndarray:
+    """The sampling spread of a percentage of `trials` requests (an error rate, an
+    availability) around `expected` %: 100·√(q(1−q)/n), with q at least one request in n
+    (a single failure where none is expected is about one spread, not infinitely many).
+    `unit` (per sample) converts a deseasonalised value back to % and the spread with it.
+    No floor (0) where the trials are unknown."""
+    unit = np.ones(len(expected)) if unit is None else unit
+    n = np.asarray(trials, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.clip(expected * unit / 100.0, 0.0, 1.0)
+        q = np.clip(np.maximum(np.minimum(q, 1.0 - q), 1.0 / n), 0.0, 0.5)
+        spread = 100.0 * np.sqrt(q * (1.0 - q) / n) / unit
+    return np.where(np.isfinite(spread) & (n > 0), spread, 0.0)
 
 
 def _robust_sigma(abs_deviations: np.ndarray) -> np.ndarray:
@@ -353,6 +470,9 @@ def find_events(
     single_sample_z: float | None = DEFAULT_SINGLE_SAMPLE_Z,
     merge_gap: int = DEFAULT_MERGE_GAP,
     positions: np.ndarray | None = None,
+    hold: np.ndarray | None = None,
+    favourable: np.ndarray | None = None,
+    favourable_min_points: int | None = None,
 ) -> EventRows:
     """Anomaly events of z-scores laid out series after series (rules in the module docstring).
 
@@ -398,10 +518,20 @@ def find_events(
 
     # 2. Confirmation: persistent or extreme; the alarm is the row where it became so.
     never = np.iinfo("int64").max
-    persistent_at = np.where(run_length >= min_points, run_first + min_points - 1, never)
+    weight = np.ones(len(z)) if hold is None else np.asarray(hold, dtype="float64")
+    good = np.zeros(len(z), dtype=bool) if favourable is None else np.asarray(favourable)
+    run_good = good[run_first]
+    required = np.full(run_count, float(min_points))
+    if favourable_min_points is not None:
+        required = np.where(run_good, float(favourable_min_points), required)
+    held_so_far = np.cumsum(weight[rows])
+    run_offset = held_so_far[np.r_[0, np.cumsum(run_length)[:-1]]] - weight[run_first]
+    reached = held_so_far - run_offset[run_of_row] >= required[run_of_row]
+    first_reached = _first_row_per_group(rows[reached], run_of_row[reached], run_count)
+    persistent_at = np.where(first_reached >= 0, first_reached, never)
     extreme_at = np.full(run_count, never)
     if single_sample_z is not None:
-        extreme = abs_z[rows] >= single_sample_z
+        extreme = (abs_z[rows] >= single_sample_z) & ~good[rows]
         first_extreme = _first_row_per_group(rows[extreme], run_of_row[extreme], run_count)
         extreme_at = np.where(first_extreme >= 0, first_extreme, never)
     run_alarm = np.minimum(persistent_at, extreme_at)
@@ -445,9 +575,12 @@ def resolution(values: np.ndarray) -> float:
     distinct = np.unique(values)
     if LATTICE_MIN_LEVELS <= len(distinct) <= LATTICE_MAX_LEVELS:
         step = float(np.min(np.diff(distinct)))
-        multiples = distinct / step
-        if step > 0 and np.all(np.abs(multiples - np.round(multiples)) <= 1e-3):
-            return step
+        if step > 0:
+            with np.errstate(over="ignore", invalid="ignore"):
+                multiples = distinct / step
+                whole = np.all(np.abs(multiples - np.round(multiples)) <= 1e-3)
+            if whole:
+                return step
     for decimals in range(RESOLUTION_MAX_DECIMALS + 1):
         scaled = values * 10.0**decimals
         if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
@@ -496,6 +629,7 @@ class ScoredSeries(NamedTuple):
     rows: np.ndarray
     expected: np.ndarray
     z: np.ndarray
+    hold: np.ndarray  # samples each scored row stands for (a held value until its next update)
 
 
 def score_series(
@@ -510,6 +644,7 @@ def score_series(
     held_share: float | None = DEFAULT_HELD_SHARE,
     relative_floor: float = RELATIVE_STDDEV_FLOOR,
     season: np.ndarray | None = None,
+    trials: np.ndarray | None = None,
 ) -> ScoredSeries:
     """One series scored the way it was produced (module docstring, "Real series"):
 
@@ -539,13 +674,24 @@ def score_series(
     }
     quiet = 0 if held else warmup
     if method == "ewma":
-        result = ewma_zscores(scored, span=span, warmup=quiet, **floors)
+        result = ewma_zscores(
+            scored,
+            span=span,
+            warmup=quiet,
+            trials=None if trials is None else trials[rows],
+            unit=factor,
+            **floors,
+        )
     else:
         result = robust_zscores(scored, window=span, warmup=quiet, **floors)
     z = result.z
+    hold = np.ones(len(rows))
     if held:  # the warm-up is time: a held value is known to hold
         z = np.where(rows < warmup, 0.0, z)
-    return ScoredSeries(rows, result.expected * factor, z)
+        held_for = np.diff(np.r_[rows, len(values)]).astype("float64")
+        interval = float(np.median(held_for[:-1])) if len(held_for) > 1 else 1.0
+        hold = held_for / max(interval, 1.0)  # in update intervals: one per expected update
+    return ScoredSeries(rows, result.expected * factor, z, hold)
 
 
 def detect_anomalies(
@@ -563,6 +709,8 @@ def detect_anomalies(
     gap_edge_seconds: float = 0.0,
     held_share: float | None = DEFAULT_HELD_SHARE,
     min_change: float | Mapping[str, float] = DEFAULT_MIN_CHANGE,
+    adverse: Mapping[str, float] | None = None,
+    favourable_min_points: int | None = None,
 ) -> pd.DataFrame:
     """Anomaly events of every (service, kpi) series in `samples`, oldest first.
 
@@ -598,6 +746,12 @@ def detect_anomalies(
     if SEASON_COLUMN in ordered.columns:
         season = ordered[SEASON_COLUMN].to_numpy(dtype="float64")
         season = np.where(np.isfinite(season) & (season > 0), season, 1.0)
+    trials = None
+    if TRIALS_COLUMN in ordered.columns:
+        trials = ordered[TRIALS_COLUMN].to_numpy(dtype="float64")
+    band = None
+    if all(column in ordered.columns for column in BAND_COLUMNS):
+        band = tuple(ordered[column].to_numpy(dtype="float64") for column in BAND_COLUMNS)
     epoch = pd.Timestamp(0, tz="UTC")
     seconds = (
         (pd.to_datetime(ordered["ts"], utc=True) - epoch) / pd.Timedelta(seconds=1)
@@ -610,7 +764,7 @@ def detect_anomalies(
             change = change.get(str(kpi), DEFAULT_MIN_CHANGE)
         return max(float(change) / z_threshold, RELATIVE_STDDEV_FLOOR)
 
-    rows, z, expected = [], [], []
+    rows, z, expected, hold = [], [], [], []
     for first, stop in zip(starts, ends, strict=True):
         scored = score_series(
             seconds[first:stop],
@@ -623,12 +777,23 @@ def detect_anomalies(
             held_share=held_share,
             relative_floor=floor_of(kpis[first]),
             season=None if season is None else season[first:stop],
+            trials=None if trials is None else trials[first:stop],
         )
         rows.append(scored.rows + first)
         z.append(scored.z)
         expected.append(scored.expected)
+        hold.append(scored.hold)
     scored_rows = np.concatenate(rows)
     scored_z = np.concatenate(z)
+    if band is not None:  # within what the baseline showed at that time of day
+        value = values[scored_rows]
+        slack = 1e-9 * np.abs(value)  # the band went through a division and back
+        seen = (value >= band[0][scored_rows] - slack) & (value <= band[1][scored_rows] + slack)
+        scored_z = np.where(seen, 0.0, scored_z)
+    favourable = None
+    if adverse:
+        side = np.array([adverse.get(str(k), 0.0) for k in kpis])[scored_rows]
+        favourable = side * scored_z < 0
     found = find_events(
         scored_z,
         series_id[scored_rows],
@@ -637,6 +802,9 @@ def detect_anomalies(
         single_sample_z=single_sample_z,
         merge_gap=merge_gap,
         positions=scored_rows,
+        hold=np.concatenate(hold),
+        favourable=favourable,
+        favourable_min_points=favourable_min_points,
     )
     if not len(found.first):
         return _empty_events()

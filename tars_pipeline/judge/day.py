@@ -17,8 +17,18 @@ import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
-from tars_pipeline.judge.anomaly import SEASON_CLIP, detect_anomalies, seasonal_factors
+from tars_pipeline.judge.anomaly import (
+    SEASON_CLIP,
+    WHOLE_DAY_MINUTES,
+    DayProfile,
+    day_profile,
+    detect_anomalies,
+    profile_factors,
+    seasonal_band,
+    seasonal_factors,
+)
 from tars_pipeline.judge.cost import daily_cost
+from tars_pipeline.judge.direction import adverse_sign
 from tars_pipeline.judge.drift import compare_day
 from tars_pipeline.judge.health import DayHealth, score_day
 from tars_pipeline.judge.maintenance import (
@@ -29,7 +39,7 @@ from tars_pipeline.judge.maintenance import (
 from tars_pipeline.judge.seasonality import ReferenceDays, reference_dates
 from tars_pipeline.judge.slo import slo_day_status
 from tars_pipeline.judge.stats import prefilter, summarise
-from tars_pipeline.judge.traffic import request_count
+from tars_pipeline.judge.traffic import THROUGHPUT_KPI, error_share, request_count
 
 SLO_COLUMNS = [
     "service", "slo", "kpi", "bad_fraction", "burn_rate", "utilisation", "compliant",
@@ -195,13 +205,15 @@ def reference_for_day(
     release: Release,
     day: int,
     fetch_date: Callable[[dt.date], pd.DataFrame],
+    *,
+    include_ga_day: bool = False,
 ) -> ReferenceDays | None:
     """The pre-GA reference days for `day` (its weekday, and GA's weekday), cleaned like
     the judged samples; None for Day 0, without a usable reference week, or when either
     day has no data (the automatic week before GA, `Release.auto_reference`, is then just
     not there). `fetch_date` returns a calendar date's samples (the metric source in
     the asset, a generated week in the scenario tests)."""
-    if release.reference_start is None or day == 0:
+    if release.reference_start is None or (day == 0 and not include_ga_day):
         return None
     if release.reference_date is not None and release.reference_date >= release.ga_date:
         raise TarsUserError(
@@ -242,29 +254,229 @@ def _weekday_factors(
     samples: pd.DataFrame,
     references: Mapping[dt.date, ReferenceDays | None],
     timezone: str,
-    lag_seconds: float = 0.0,
+    lags: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per sample: its local date's weekday factor for its series (reference median on the
     date's weekday over the GA weekday's), 1 without a reference or a usable level.
 
-    A rate() over a window still reads the previous day for `lag_seconds` after local
-    midnight, so the factor moves linearly from the previous date's to the new date's over
-    that window instead of jumping at midnight."""
-    local = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
-    dates = local.dt.date.to_numpy()
+    A KPI over a range (rate() over a window) still reads the previous day for its lag
+    (`lags`, per sample) after local midnight, so the factor moves linearly from the
+    previous date's to the new date's over that lag instead of jumping at midnight."""
+    dates, since_midnight = _local_dates(samples, timezone)
     factors = _ratios_by_date(samples, references, dates)
-    if lag_seconds <= 0:
-        return factors
+    return _blend_midnight(
+        factors, samples, dates, since_midnight, lags,
+        lambda rows, previous: _ratios_by_date(samples[rows], references, previous),
+    )  # fmt: skip
+
+
+def _local_dates(samples: pd.DataFrame, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    local = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
     since_midnight = (local.dt.hour * 3600 + local.dt.minute * 60 + local.dt.second).to_numpy(
         dtype="float64"
     )
-    blending = since_midnight < lag_seconds
-    if blending.any():
-        previous = np.array([date - dt.timedelta(days=1) for date in dates[blending]])
-        before = _ratios_by_date(samples[blending], references, previous)
-        share = since_midnight[blending] / lag_seconds
-        factors[blending] = before + (factors[blending] - before) * share
+    return local.dt.date.to_numpy(), since_midnight
+
+
+def _blend_midnight(
+    factors: np.ndarray,
+    samples: pd.DataFrame,
+    dates: np.ndarray,
+    since_midnight: np.ndarray,
+    lags: np.ndarray | None,
+    on_previous: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """`factors`, moved linearly from the previous date's (`on_previous(rows, dates)`, NaN
+    where unknown: no move) over each sample's lag after local midnight."""
+    if lags is None:
+        return factors
+    blending = since_midnight < lags
+    if not blending.any():
+        return factors
+    previous = np.array([date - dt.timedelta(days=1) for date in dates[blending]])
+    before = on_previous(np.flatnonzero(blending), previous)
+    share = since_midnight[blending] / lags[blending]
+    factors = factors.copy()
+    after = factors[blending]
+    before = np.where(np.isfinite(before), before, after)  # nothing known of the day before
+    factors[blending] = before + (after - before) * share
     return factors
+
+
+def _reference_profile(
+    samples: pd.DataFrame,
+    references: Mapping[dt.date, ReferenceDays | None],
+    timezone: str,
+    dates: np.ndarray,
+    cache: dict[int, DayProfile] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(factor, known) per sample: the reference day of its date's weekday at its local time
+    of day over the reference GA weekday's median (one level for every date, so the factor
+    is continuous across midnight). `cache` keeps each reference day's profile."""
+    factors = np.ones(len(samples))
+    known = np.zeros(len(samples), dtype=bool)
+    cache = {} if cache is None else cache
+    for date, reference in references.items():
+        if reference is None:
+            continue
+        rows = np.flatnonzero(dates == date)
+        if not len(rows):
+            continue
+        if id(reference) not in cache:
+            level = reference.ga_weekday.groupby(["service", "kpi"])["value"].median()
+            cache[id(reference)] = day_profile(reference.day_weekday, timezone, level)
+        factor, seen = profile_factors(cache[id(reference)], samples.iloc[rows], timezone)
+        factors[rows], known[rows] = factor, seen
+    return factors, known
+
+
+def anomaly_season(
+    samples: pd.DataFrame,
+    baseline: pd.DataFrame | None,
+    references: Mapping[dt.date, ReferenceDays | None],
+    timezone: str,
+    lags: np.ndarray | None = None,
+    cache: dict[int, DayProfile] | None = None,
+) -> np.ndarray | None:
+    """Per sample: the expected level at its local time over a level constant across the
+    window (what `detect_anomalies` divides by), or None without anything to go on.
+
+    1. With a pre-GA reference day of the sample's weekday: that day's profile (seasonal
+       naive, one week back): its hours, its weekend, its lags (an hourly gauge that
+       reports the past hour late does so on the reference day too).
+    2. Else the GA day's hour-of-day profile (`baseline`) × the date's weekday factor.
+    Over each KPI's lag after local midnight the factor moves from the previous date's.
+    `cache` keeps the days' profiles between calls."""
+    dates, since_midnight = _local_dates(samples, timezone)
+    cache = {} if cache is None else cache
+    from_reference, known = _reference_profile(samples, references, timezone, dates, cache)
+    if baseline is None or baseline.empty:
+        if not known.any():
+            return None
+        from_baseline = np.ones(len(samples))
+    else:
+        if id(baseline) not in cache:
+            cache[id(baseline)] = day_profile(baseline, timezone)
+        from_baseline = profile_factors(cache[id(baseline)], samples, timezone)[0]
+        if references:
+            from_baseline = from_baseline * _ratios_by_date(samples, references, dates)
+    season = np.where(known, from_reference, from_baseline)
+
+    def on_previous(rows: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        part = samples.iloc[rows]
+        ref, seen = _reference_profile(part, references, timezone, previous, cache)
+        if baseline is None or baseline.empty:
+            base = np.full(len(rows), np.nan)
+        else:
+            base = profile_factors(cache[id(baseline)], part, timezone)[0]
+            base = base * _ratios_by_date(part, references, previous)
+        return np.where(seen, ref, base)
+
+    return _blend_midnight(season, samples, dates, since_midnight, lags, on_previous)
+
+
+# A latency quantile needs this many requests above it to be judged (`_thin_tail`).
+MIN_TAIL_REQUESTS = 10.0
+
+
+def _per_kpi(samples: pd.DataFrame, by_kpi: Mapping[str, float], default: float) -> np.ndarray:
+    """Per row: `by_kpi` of its KPI, `default` for a KPI not in it."""
+    return samples["kpi"].map(dict(by_kpi)).astype("float64").fillna(default).to_numpy()
+
+
+def _with_ga_date(
+    references: Mapping[dt.date, ReferenceDays | None],
+    baseline: pd.DataFrame | None,
+    timezone: str,
+) -> dict[dt.date, ReferenceDays | None]:
+    """`references` plus the GA date's own (its pre-GA weekday twice), taken from any
+    reference's `ga_weekday`, so the warm-up tail of Day 1 (the end of GA day) is scored
+    like GA day was."""
+    out = dict(references)
+    for reference in references.values():
+        if reference is None or baseline is None or baseline.empty:
+            continue
+        ga_date = pd.Timestamp(baseline["ts"].min()).tz_convert(timezone).date()
+        out.setdefault(ga_date, ReferenceDays(reference.ga_weekday, reference.ga_weekday))
+        break
+    return out
+
+
+def _band(
+    judged: pd.DataFrame,
+    season: np.ndarray,
+    base: pd.DataFrame | None,
+    references: Mapping[dt.date, ReferenceDays | None],
+    timezone: str,
+    config: TarsConfig,
+    minutes: int,
+    cache: dict[int, DayProfile] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) per judged sample: what was seen at its time of day, beyond which a
+    move can be an anomaly (`anomaly.seasonal_band`).
+
+    Days ≥ 1 look at the GA day (never the pre-GA week: a return to the old level after a
+    release is news); GA day looks at its pre-GA weekday. A move the bad way must leave
+    the range seen within `minutes` of its time of day; a move the good way (a KPI with a
+    bad side; memory after a collection, latency after a cache warms) must leave the
+    range of the whole day."""
+    if base is not None:
+        day = base
+        day_season = anomaly_season(base, None, references, timezone, None, cache)
+        if day_season is None:
+            day_season = seasonal_factors(base, base, timezone)
+    else:
+        day = next((r.ga_weekday for r in references.values() if r is not None), None)
+        if day is None or day.empty:
+            nothing = np.full(len(judged), np.nan)
+            return nothing, nothing.copy()
+        day_season = seasonal_factors(day, day, timezone)
+    low, high = seasonal_band(day, judged, timezone, season, day_season, minutes=minutes)
+    whole_low, whole_high = seasonal_band(
+        day, judged, timezone, season, day_season, minutes=WHOLE_DAY_MINUTES
+    )
+    sign = {kpi.name: adverse_sign(kpi.direction) for kpi in config.kpis}
+    side = _per_kpi(judged, sign, 0.0)
+    low = np.where(side > 0, np.fmin(low, whole_low), low)  # lower is better: dips
+    high = np.where(side < 0, np.fmax(high, whole_high), high)  # higher is better: spikes
+    return low, high
+
+
+def _requests(samples: pd.DataFrame, config: TarsConfig) -> np.ndarray:
+    """Per sample: the requests its value was computed on, the service's throughput at the
+    same ts × the KPI's range (a rate over 5 m: 300 s of requests), else one step; NaN
+    where the throughput is unknown."""
+    trials = np.full(len(samples), np.nan)
+    rate = samples[samples["kpi"] == THROUGHPUT_KPI][["service", "ts", "value"]]
+    if rate.empty:
+        return trials
+    window = np.maximum(
+        _per_kpi(samples, config.range_lag_seconds(), 0.0), float(config.step_seconds)
+    )
+    joined = samples[["service", "ts"]].merge(
+        rate.drop_duplicates(["service", "ts"]), on=["service", "ts"], how="left"
+    )
+    return joined["value"].to_numpy(dtype="float64") * window
+
+
+def _trials(samples: pd.DataFrame, requests: np.ndarray) -> np.ndarray:
+    """`requests` on the rows of a percentage-of-requests KPI (`traffic.error_share`),
+    NaN elsewhere: the binomial spread floor of `anomaly.binomial_spread`."""
+    names = samples["kpi"].unique()
+    share = _per_kpi(samples, {k: float(error_share(str(k)) is not None) for k in names}, 0.0) > 0
+    return np.where(share, requests, np.nan)
+
+
+def _thin_tail(samples: pd.DataFrame, requests: np.ndarray, config: TarsConfig) -> np.ndarray:
+    """Rows of a latency quantile (`histogram_quantile(q, …)`) computed from fewer than
+    MIN_TAIL_REQUESTS requests above it (requests × (1 − q)): a p99 of 300 requests is
+    its three slowest, and jumps between histogram buckets on its own."""
+    quantile = config.quantile_of_kpi()
+    if not quantile:
+        return np.zeros(len(samples), dtype=bool)
+    q = _per_kpi(samples, quantile, np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(q) & (requests * (1.0 - q) < MIN_TAIL_REQUESTS)
 
 
 def day_anomalies(
@@ -293,13 +505,29 @@ def day_anomalies(
     """
     settings = config.detector_settings(z_threshold)
     judged = clean_samples(history, config)[["service", "kpi", "ts", "value"]]
-    if baseline is not None and len(baseline) and config.thresholds.seasonal_anomalies:
-        reference = clean_samples(baseline, config)
-        season = seasonal_factors(reference, judged, timezone)
-        if references:
-            lag = float(settings.get("gap_edge_seconds") or 0.0)
-            season = season * _weekday_factors(judged, references, timezone, lag)
-        judged = judged.assign(season=season)
+    references = _with_ga_date(references or {}, baseline, timezone)
+    if config.thresholds.seasonal_anomalies:
+        base = clean_samples(baseline, config) if baseline is not None and len(baseline) else None
+        lags = _per_kpi(judged, config.range_lag_seconds(), 0.0)
+        cache: dict[int, DayProfile] = {}
+        season = anomaly_season(judged, base, references, timezone, lags, cache)
+        if season is not None:
+            judged = judged.assign(season=season)
+            minutes = config.thresholds.anomaly_band_minutes
+            if minutes > 0:
+                low, high = _band(
+                    judged, season, base, references, timezone, config, minutes, cache
+                )
+                judged = judged.assign(band_low=low, band_high=high)
+    requests = _requests(judged, config)
+    judged = judged.assign(trials=_trials(judged, requests))
+    thin = _thin_tail(judged, requests, config)
+    if thin.any():  # not judged: a band that holds everything
+        low = judged.get("band_low", pd.Series(np.nan, index=judged.index)).to_numpy(float)
+        high = judged.get("band_high", pd.Series(np.nan, index=judged.index)).to_numpy(float)
+        judged = judged.assign(
+            band_low=np.where(thin, -np.inf, low), band_high=np.where(thin, np.inf, high)
+        )
     events = detect_anomalies(judged, **settings)
     if events.empty:
         return events

@@ -7,7 +7,12 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from tars_pipeline.config import Release, SnapshotSourceConfig, TarsConfig
+from tars_pipeline.config import (
+    PrometheusSourceConfig,
+    Release,
+    SnapshotSourceConfig,
+    TarsConfig,
+)
 from tars_pipeline.judge.anomaly import detect_anomalies
 from tars_pipeline.judge.day import day_anomalies
 from tars_pipeline.judge.seasonality import ReferenceDays
@@ -29,8 +34,10 @@ def _throughput_with_a_counter_reset() -> pd.DataFrame:
 def test_a_counter_reset_is_cleaned_before_detection_not_reported_as_a_dip() -> None:
     samples = _throughput_with_a_counter_reset()
     settings = CONFIG.thresholds.detector_settings()
-    raw = detect_anomalies(samples, **settings)
-    assert (raw["direction"] == "dip").any()  # what the uncleaned series would report
+    # What the uncleaned series would report to a detector that takes one extreme sample
+    # as an event (the CSV mode's rule; the pipeline's default needs three).
+    raw = detect_anomalies(samples, **{**settings, "single_sample_z": 5.0})
+    assert (raw["direction"] == "dip").any()
 
     assert day_anomalies(samples, CONFIG, judged_from=START.to_pydatetime()).empty
 
@@ -64,13 +71,16 @@ def test_a_weekend_level_the_reference_week_had_is_not_a_dip_at_midnight() -> No
         ga_weekday=_flat("2026-02-24", 1, 1010.0, seed=5),  # the reference Tuesday
     )
     judged_from = dt.datetime(2026, 3, 7, tzinfo=dt.UTC)
+    config = CONFIG.model_copy(  # throughput as rate()[5m]
+        update={"source": PrometheusSourceConfig(url="http://127.0.0.1:9", rate_window="5m")}
+    )
 
-    blind = day_anomalies(history, CONFIG, judged_from=judged_from, baseline=ga_day)
+    blind = day_anomalies(history, config, judged_from=judged_from, baseline=ga_day)
     assert (blind["direction"] == "dip").any()  # without the reference: a dip at midnight
 
     seeing = day_anomalies(
         history,
-        CONFIG,
+        config,
         judged_from=judged_from,
         baseline=ga_day,
         references={saturday: reference},

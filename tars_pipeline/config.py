@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge.direction import ADVERSE_SIGN
 
 CONFIG_ENV_VAR = "TARS_CONFIG"
 DEFAULT_CONFIG_NAME = "tars.yaml"
@@ -663,6 +664,7 @@ class TarsConfig(_Model):
             else:
                 edge = 5.0 * self.step_seconds
         settings["gap_edge_seconds"] = edge
+        settings["adverse"] = {kpi.name: ADVERSE_SIGN.get(kpi.direction, 0.0) for kpi in self.kpis}
         return settings
 
     def range_lag_seconds(self) -> dict[str, float]:

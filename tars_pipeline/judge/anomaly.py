@@ -424,6 +424,22 @@ def severity_for(abs_z: np.ndarray, severity_z: Mapping[str, float]) -> np.ndarr
     return severity
 
 
+def _severity(
+    peak_z: np.ndarray,
+    kpis: np.ndarray,
+    severity_z: Mapping[str, float],
+    adverse: Mapping[str, float] | None,
+) -> np.ndarray:
+    """`severity_for` |peak z|; "low" for a move the good way of a KPI with a bad side
+    (`adverse`: KPI → +1 if up is bad, −1 if down is bad): memory after a collection or
+    latency after a fix hurts no one, however far it moved."""
+    severity = severity_for(np.abs(peak_z), severity_z)
+    if adverse:
+        side = np.array([adverse.get(str(kpi), 0.0) for kpi in kpis], dtype="float64")
+        severity = np.where(side * peak_z < 0, "low", severity)
+    return severity
+
+
 def _empty_events() -> pd.DataFrame:
     dtypes = {
         "start": "datetime64[us, UTC]",
@@ -471,8 +487,6 @@ def find_events(
     merge_gap: int = DEFAULT_MERGE_GAP,
     positions: np.ndarray | None = None,
     hold: np.ndarray | None = None,
-    favourable: np.ndarray | None = None,
-    favourable_min_points: int | None = None,
 ) -> EventRows:
     """Anomaly events of z-scores laid out series after series (rules in the module docstring).
 
@@ -518,20 +532,16 @@ def find_events(
 
     # 2. Confirmation: persistent or extreme; the alarm is the row where it became so.
     never = np.iinfo("int64").max
+    # A row counts for the samples it stands for (`hold`: a held value until its update).
     weight = np.ones(len(z)) if hold is None else np.asarray(hold, dtype="float64")
-    good = np.zeros(len(z), dtype=bool) if favourable is None else np.asarray(favourable)
-    run_good = good[run_first]
-    required = np.full(run_count, float(min_points))
-    if favourable_min_points is not None:
-        required = np.where(run_good, float(favourable_min_points), required)
     held_so_far = np.cumsum(weight[rows])
     run_offset = held_so_far[np.r_[0, np.cumsum(run_length)[:-1]]] - weight[run_first]
-    reached = held_so_far - run_offset[run_of_row] >= required[run_of_row]
+    reached = held_so_far - run_offset[run_of_row] >= min_points
     first_reached = _first_row_per_group(rows[reached], run_of_row[reached], run_count)
     persistent_at = np.where(first_reached >= 0, first_reached, never)
     extreme_at = np.full(run_count, never)
     if single_sample_z is not None:
-        extreme = (abs_z[rows] >= single_sample_z) & ~good[rows]
+        extreme = abs_z[rows] >= single_sample_z
         first_extreme = _first_row_per_group(rows[extreme], run_of_row[extreme], run_count)
         extreme_at = np.where(first_extreme >= 0, first_extreme, never)
     run_alarm = np.minimum(persistent_at, extreme_at)
@@ -710,7 +720,6 @@ def detect_anomalies(
     held_share: float | None = DEFAULT_HELD_SHARE,
     min_change: float | Mapping[str, float] = DEFAULT_MIN_CHANGE,
     adverse: Mapping[str, float] | None = None,
-    favourable_min_points: int | None = None,
 ) -> pd.DataFrame:
     """Anomaly events of every (service, kpi) series in `samples`, oldest first.
 
@@ -722,7 +731,10 @@ def detect_anomalies(
     min_change / z_threshold × the level): one for every series, or one per KPI name
     (others get DEFAULT_MIN_CHANGE). An optional `season` column (the expected level at
     each sample over the day's mean, `seasonal_factors`) makes each series scored as
-    value / season.
+    value / season. Optional `band_low`/`band_high` columns: a sample within them is not
+    anomalous (what the baseline showed then, `seasonal_band`). An optional `trials`
+    column (the requests behind a percentage) floors its spread at the binomial spread.
+    `adverse` (KPI → +1 if up is bad, −1 if down is bad) makes a move the good way "low".
 
     An event reports the ts of its first and last anomalous sample, the sample with the
     largest |z| (peak_ts, peak_z signed, peak_value, expected_value = the prediction at the
@@ -790,10 +802,6 @@ def detect_anomalies(
         slack = 1e-9 * np.abs(value)  # the band went through a division and back
         seen = (value >= band[0][scored_rows] - slack) & (value <= band[1][scored_rows] + slack)
         scored_z = np.where(seen, 0.0, scored_z)
-    favourable = None
-    if adverse:
-        side = np.array([adverse.get(str(k), 0.0) for k in kpis])[scored_rows]
-        favourable = side * scored_z < 0
     found = find_events(
         scored_z,
         series_id[scored_rows],
@@ -803,8 +811,6 @@ def detect_anomalies(
         merge_gap=merge_gap,
         positions=scored_rows,
         hold=np.concatenate(hold),
-        favourable=favourable,
-        favourable_min_points=favourable_min_points,
     )
     if not len(found.first):
         return _empty_events()
@@ -826,7 +832,7 @@ def detect_anomalies(
             "peak_value": values[peak],
             "expected_value": np.concatenate(expected)[found.peak],
             "direction": np.where(peak_z > 0, "spike", "dip"),
-            "severity": severity_for(np.abs(peak_z), severity_z),
+            "severity": _severity(peak_z, ordered["kpi"].to_numpy()[peak], severity_z, adverse),
             "points": found.points,
             "alarm_ts": at(found.alarm),
         }

@@ -39,7 +39,12 @@ from tars_pipeline.judge.maintenance import (
 from tars_pipeline.judge.seasonality import ReferenceDays, reference_dates
 from tars_pipeline.judge.slo import slo_day_status
 from tars_pipeline.judge.stats import prefilter, summarise
-from tars_pipeline.judge.traffic import THROUGHPUT_KPI, error_share, request_count
+from tars_pipeline.judge.traffic import (
+    THROUGHPUT_KPI,
+    error_share,
+    has_enough_traffic,
+    request_count,
+)
 
 SLO_COLUMNS = [
     "service", "slo", "kpi", "bad_fraction", "burn_rate", "utilisation", "compliant",
@@ -187,7 +192,17 @@ def analyse_day(
     breaches = {(row.service, row.kpi) for row in slo[slo["breached"]].itertuples()}
     # GA day is the baseline: it scores 100 unless an SLO is breached on it.
     penalised = counted if day > 0 else counted.iloc[0:0]
-    health = score_day(drift, breaches, penalised, kpis, config.health)
+    throughput = judged[judged["kpi"] == THROUGHPUT_KPI]
+    requests = {
+        service: request_count(rows["value"].to_numpy(), config.step_seconds)
+        for service, rows in throughput.groupby("service")
+    }
+    thin = {
+        service: count
+        for service, count in requests.items()
+        if not has_enough_traffic(count, thresholds.min_requests)
+    }
+    health = score_day(drift, breaches, penalised, kpis, config.health, thin)
     return DayAnalysis(
         stats=stats,
         drift=drift,

@@ -27,6 +27,7 @@ import pandas as pd
 
 from tars_pipeline.config import HealthConfig, KpiDefinition
 from tars_pipeline.judge.incidents import cluster_events, worst
+from tars_pipeline.judge.traffic import error_share
 
 CONTRIBUTION_COLUMNS: tuple[str, ...] = (
     "service",
@@ -137,11 +138,16 @@ def kpi_contributions(
     slo_breaches: set[tuple[str, str]],
     kpis: Mapping[str, KpiDefinition],
     config: HealthConfig,
+    thin_traffic: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Each (service, kpi) drift row's score, weight and share of the weighted mean.
 
     weighted_points = weight · kpi_score / Σ weights, so the column sums to the weighted
     mean. A KPI missing from `kpis` weighs 1.0; if every weight is 0, no KPI earns points.
+    `thin_traffic` (service → its requests that day, for services under
+    `thresholds.min_requests`): their percentage-of-requests KPIs (error rate,
+    availability) score 100 unless their SLO was breached, "insufficient traffic", as the
+    SLO table says: a few failed requests of a few thousand move them by tens of percent.
     """
     if drift.empty:
         return _empty_contributions()
@@ -155,6 +161,15 @@ def kpi_contributions(
         score[relative] = kpi_score(
             adverse[relative], threshold[relative], config.zero_score_multiple
         )
+    thin_traffic = thin_traffic or {}
+    thin = np.array(
+        [
+            service in thin_traffic and error_share(str(kpi)) is not None
+            for service, kpi in zip(drift["service"], drift["kpi"], strict=True)
+        ],
+        dtype=bool,
+    )
+    score = np.where(thin, PERFECT_SCORE, score)
     pairs = zip(drift["service"], drift["kpi"], strict=True)
     slo_breached = np.array([pair in slo_breaches for pair in pairs], dtype=bool)
     score = np.where(slo_breached, np.minimum(score, config.slo_breach_cap), score)
@@ -178,6 +193,7 @@ def kpi_contributions(
             breached=bool(slo_breached[i]),
             neutral=directions is not None and directions.iloc[i] == "neutral",
             config=config,
+            thin_requests=thin_traffic.get(drift["service"].iloc[i]) if thin[i] else None,
         )
         for i in range(len(drift))
     ]
@@ -208,9 +224,12 @@ def _reason(
     breached: bool,
     neutral: bool,
     config: HealthConfig,
+    thin_requests: float | None = None,
 ) -> str:
     """The rule behind one KPI's score, with its numbers, in one line."""
-    if neutral:
+    if thin_requests is not None:
+        text = f"insufficient traffic: {thin_requests:,.0f} requests on the day, not judged → 100"
+    elif neutral:
         text = "neutral KPI: a move is not adverse → 100"
     elif not relative:
         text = (
@@ -238,6 +257,7 @@ def score_day(
     anomalies: pd.DataFrame,
     kpis: Mapping[str, KpiDefinition],
     config: HealthConfig,
+    thin_traffic: Mapping[str, float] | None = None,
 ) -> DayHealth:
     """The day's health score: weighted mean of KPI scores minus the anomaly penalty.
 
@@ -246,7 +266,7 @@ def score_day(
     events. Without drift rows (or with all weights 0) the weighted mean is 100.
     score = round(clamp(weighted mean − penalty, 0, 100), 1).
     """
-    contributions = kpi_contributions(drift, slo_breaches, kpis, config)
+    contributions = kpi_contributions(drift, slo_breaches, kpis, config, thin_traffic)
     has_weight = not contributions.empty and contributions["weight"].sum() > 0
     # Σ share · score can land a hair above 100 in floating point (100.00000000000001).
     weighted_kpi_score = (

@@ -212,3 +212,17 @@ def test_range_lags_and_quantiles_are_read_from_the_kpi_queries() -> None:
     assert config.quantile_of_kpi() == {"c": 0.95}
     assert SNAPSHOT.range_lag_seconds()["latency_p99"] == SNAPSHOT.step_seconds  # one rate
     assert SNAPSHOT.quantile_of_kpi() == {}
+
+
+def test_a_move_the_good_way_is_never_more_than_low() -> None:
+    ts = _minutes("2026-03-04")
+    values = np.random.default_rng(4).normal(60.0, 0.5, len(ts))
+    values[600:630] = 30.0  # memory halves for half an hour
+    values[900:930] = 90.0  # and later climbs by half
+    events = detect_anomalies(
+        _frame("memory_utilization", ts, values), **SNAPSHOT.detector_settings()
+    )
+    assert list(zip(events["direction"], events["severity"], strict=True)) == [
+        ("dip", "low"),
+        ("spike", "critical"),
+    ]

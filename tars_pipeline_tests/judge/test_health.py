@@ -219,3 +219,18 @@ def test_each_contribution_says_why_and_what_it_could_have_given():
     assert rows.loc["throughput", "reason"].startswith("neutral KPI")
     assert rows.loc["error_rate", "reason"].startswith("baseline ~0 and it moved the bad way")
     assert health.contributions["max_points"].sum() == pytest.approx(100.0)
+
+
+def test_an_error_rate_on_insufficient_traffic_is_not_judged_unless_its_slo_broke():
+    drift = _drift([("backoffice", "error_rate", 0.20, 0.29), ("api", "error_rate", 0.20, 0.29)])
+
+    health = score_day(drift, set(), NO_ANOMALIES, KPIS, CONFIG, {"backoffice": 7868.0})
+
+    rows = health.contributions.set_index("service")
+    assert rows.loc["backoffice", "kpi_score"] == 100.0
+    assert "insufficient traffic: 7,868 requests" in rows.loc["backoffice", "reason"]
+    assert rows.loc["api", "kpi_score"] < 100.0  # the same move on enough traffic counts
+    breached = score_day(
+        drift, {("backoffice", "error_rate")}, NO_ANOMALIES, KPIS, CONFIG, {"backoffice": 7868.0}
+    )
+    assert breached.contributions.set_index("service").loc["backoffice", "kpi_score"] <= 40.0

@@ -24,7 +24,7 @@ import pandas as pd
 from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge import explain
 from tars_pipeline.judge.compare import Comparison, compare_samples
-from tars_pipeline.judge.direction import has_bad_side
+from tars_pipeline.judge.direction import adverse_sign, has_bad_side
 from tars_pipeline.judge.finding import KpiFinding
 from tars_pipeline.judge.formatting import finite_or_none
 from tars_pipeline.judge.seasonality import hour_matched_values, with_local_hour
@@ -241,6 +241,26 @@ class _Samples:
         )
 
 
+def _weighted_move_counts(kpi: KpiDefinition, comparison: Comparison, threshold: float) -> bool:
+    """For a percentage of requests with counts on both sides, whether the request-weighted
+    figure (errors / requests of the whole day) also moved the bad way by the threshold.
+
+    A day's mean of per-minute percentages weighs a quiet minute (the night, a weekend) like
+    a busy one, and quiet minutes are where one failed request is a large percentage: the
+    mean can move 12 % while the day's error rate moved 3 %. A rate tested over a ~0
+    baseline is already judged on the counts."""
+    share = error_share(kpi.name)
+    base, observed = comparison.baseline_error_rate_pct, comparison.observed_error_rate_pct
+    if share is None or base is None or observed is None or comparison.test == "poisson_rate":
+        return True
+    if share == "good":
+        base, observed = 100.0 - base, 100.0 - observed
+    if not abs(base) > 0:
+        return True
+    move = adverse_sign(kpi.direction) * (observed - base) / abs(base) * 100.0
+    return move >= threshold
+
+
 def find_degradations(
     drift: pd.DataFrame,
     baseline_samples: pd.DataFrame,
@@ -313,7 +333,9 @@ def find_degradations(
                 observed_traffic=observed_traffic,
                 min_requests=min_requests,
             )
-            if comparison.is_adverse(p_value, kpi.direction):
+            if comparison.is_adverse(p_value, kpi.direction) and _weighted_move_counts(
+                kpi, comparison, threshold
+            ):
                 degraded.append(_DegradedDay(day, row, comparison))
         if not degraded:
             continue

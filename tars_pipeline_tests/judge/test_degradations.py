@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tars_pipeline.judge.degradations import find_degradations
+from tars_pipeline.config import default_kpis
+from tars_pipeline.judge.compare import compare_samples
+from tars_pipeline.judge.degradations import _weighted_move_counts, find_degradations
 from tars_pipeline.judge.severity import SloImpact, severity_of
+from tars_pipeline.judge.traffic import traffic_counts
 from tars_pipeline_tests.judge.release_week import (
     CONFIG,
     GA,
@@ -211,3 +214,28 @@ def test_a_kpi_day_without_samples_is_not_judged_a_degradation():
         )
         == []
     )
+
+
+def test_a_percentage_whose_request_weighted_rate_held_is_not_a_degradation():
+    """Busy minutes at 100 req/s, quiet ones at 1 req/s. The day's quiet minutes read
+    0.06 % instead of 0.04 %: the mean of per-minute percentages rises by a quarter and
+    the rank test is sure of it, but the day's errors / requests moved 0.5 %."""
+    kpi = next(k for k in default_kpis() if k.name == "error_rate")
+    rps = np.r_[np.full(720, 100.0), np.full(720, 1.0)]
+    baseline = np.full(1440, 0.04)
+    quieter = np.r_[np.full(720, 0.04), np.full(720, 0.06)]
+    worse = np.full(1440, 0.06)
+
+    def judged(observed: np.ndarray):
+        return compare_samples(
+            baseline + np.random.default_rng(1).normal(0, 1e-4, 1440),
+            observed + np.random.default_rng(2).normal(0, 1e-4, 1440),
+            kpi=kpi,
+            baseline_traffic=traffic_counts(rps, baseline, 60, "bad"),
+            observed_traffic=traffic_counts(rps, observed, 60, "bad"),
+        )
+
+    shifted = judged(quieter)
+    assert shifted.is_adverse(0.01, kpi.direction)  # the ranks alone call it worse
+    assert not _weighted_move_counts(kpi, shifted, 10.0)
+    assert _weighted_move_counts(kpi, judged(worse), 10.0)  # +50 % of errors / requests

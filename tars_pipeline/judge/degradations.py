@@ -241,6 +241,20 @@ class _Samples:
         )
 
 
+def _weighted_adverse_pct(kpi: KpiDefinition, base: float, observed: float) -> float | None:
+    """The adverse move, in % of the baseline, of a percentage-of-requests KPI computed as
+    errors / requests of the whole day (`base`, `observed`: error rates in %); None where
+    undefined (not such a KPI, or no errors in the baseline)."""
+    share = error_share(kpi.name)
+    if share is None:
+        return None
+    if share == "good":
+        base, observed = 100.0 - base, 100.0 - observed
+    if not abs(base) > 0:
+        return None
+    return adverse_sign(kpi.direction) * (observed - base) / abs(base) * 100.0
+
+
 def _weighted_move_counts(kpi: KpiDefinition, comparison: Comparison, threshold: float) -> bool:
     """For a percentage of requests with counts on both sides, whether the request-weighted
     figure (errors / requests of the whole day) also moved the bad way by the threshold.
@@ -249,16 +263,43 @@ def _weighted_move_counts(kpi: KpiDefinition, comparison: Comparison, threshold:
     a busy one, and quiet minutes are where one failed request is a large percentage: the
     mean can move 12 % while the day's error rate moved 3 %. A rate tested over a ~0
     baseline is already judged on the counts."""
-    share = error_share(kpi.name)
     base, observed = comparison.baseline_error_rate_pct, comparison.observed_error_rate_pct
-    if share is None or base is None or observed is None or comparison.test == "poisson_rate":
+    if base is None or observed is None or comparison.test == "poisson_rate":
         return True
-    if share == "good":
-        base, observed = 100.0 - base, 100.0 - observed
-    if not abs(base) > 0:
-        return True
-    move = adverse_sign(kpi.direction) * (observed - base) / abs(base) * 100.0
-    return move >= threshold
+    move = _weighted_adverse_pct(kpi, base, observed)
+    return move is None or move >= threshold
+
+
+def held_by_counts(
+    drift: pd.DataFrame,
+    baseline_samples: pd.DataFrame,
+    day_samples: pd.DataFrame,
+    kpis: Mapping[str, KpiDefinition],
+    step_seconds: float,
+) -> set[tuple[str, str]]:
+    """(service, kpi) pairs of percentage-of-requests KPIs whose request-weighted rate
+    moved the bad way by less than the KPI's `threshold_pct` on every day of `drift`
+    (≥ 1) with counts: their day means drifted on quiet minutes, not on requests
+    (`_weighted_move_counts`). Not an unexpected drift to investigate either."""
+    if drift is None or drift.empty:
+        return set()
+    counts = _TrafficSides(baseline_samples, day_samples, step_seconds)
+    held = set()
+    for (service, kpi_name), rows in drift[drift["day"] >= 1].groupby(["service", "kpi"]):
+        kpi = kpis.get(kpi_name)
+        if kpi is None or error_share(kpi_name) is None:
+            continue
+        moves = []
+        for day in rows["day"].astype(int):
+            baseline, observed = counts.sides(service, kpi_name, day)
+            if baseline is None or observed is None or not observed.requests:
+                continue
+            moves.append(
+                _weighted_adverse_pct(kpi, baseline.error_rate_pct, observed.error_rate_pct)
+            )
+        if moves and all(move is not None and move < kpi.threshold_pct for move in moves):
+            held.add((service, kpi_name))
+    return held
 
 
 def find_degradations(

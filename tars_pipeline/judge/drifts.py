@@ -281,6 +281,7 @@ def find_unexpected_drifts(
     max_pct: float,
     trend_p_value: float = 0.05,
     min_correlation: float = 0.8,
+    held: Iterable[tuple[str, str]] = (),
 ) -> list[UnexpectedDrift]:
     """KPIs that drifted notably without being regressions (SPEC §3 "Unexpected drifts").
 
@@ -290,13 +291,15 @@ def find_unexpected_drifts(
     moved the bad way beyond its threshold on some day (an improvement is not work). A
     neutral KPI (throughput) has no upper bound: the band's ceiling is where a drift
     becomes a regression candidate, which a neutral KPI never is, so a 40 % load change is
-    listed rather than dropped. Rows without a percentage (baseline ~0) are skipped.
+    listed rather than dropped. Rows without a percentage (baseline ~0) are skipped, and so
+    are the `held` pairs (an error rate whose errors / requests did not move,
+    `degradations.held_by_counts`).
     Resource KPIs first, then by |change|.
     """
     if drift is None or drift.empty:
         return []
     drift = drift[drift["day"] >= 1]
-    already_degraded = set(degraded)
+    already_degraded = set(degraded) | set(held)
     daily = _daily_drift_series(drift)
     rows_by_key = {
         key: rows.set_index(rows["day"].astype(int))

@@ -15,7 +15,7 @@ import pandas as pd
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.judge.cost import cost_analysis
 from tars_pipeline.judge.day import clean_samples
-from tars_pipeline.judge.degradations import find_degradations
+from tars_pipeline.judge.degradations import find_degradations, held_by_counts
 from tars_pipeline.judge.drifts import find_unexpected_drifts
 from tars_pipeline.judge.incidents import build_incidents
 from tars_pipeline.judge.maintenance import events_outside_maintenance
@@ -126,6 +126,7 @@ def judge_window(
         [degradation.key for degradation in degradations],
         kpis,
         max_pct=thresholds.unexpected_drift_max_pct,
+        held=held_by_counts(drift, baseline_samples, day_samples, kpis, config.step_seconds),
     )
     cost = cost_analysis(
         cost_daily,

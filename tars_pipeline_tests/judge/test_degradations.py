@@ -10,7 +10,11 @@ import pytest
 
 from tars_pipeline.config import default_kpis
 from tars_pipeline.judge.compare import compare_samples
-from tars_pipeline.judge.degradations import _weighted_move_counts, find_degradations
+from tars_pipeline.judge.degradations import (
+    _weighted_move_counts,
+    find_degradations,
+    held_by_counts,
+)
 from tars_pipeline.judge.severity import SloImpact, severity_of
 from tars_pipeline.judge.traffic import traffic_counts
 from tars_pipeline_tests.judge.release_week import (
@@ -239,3 +243,27 @@ def test_a_percentage_whose_request_weighted_rate_held_is_not_a_degradation():
     assert shifted.is_adverse(0.01, kpi.direction)  # the ranks alone call it worse
     assert not _weighted_move_counts(kpi, shifted, 10.0)
     assert _weighted_move_counts(kpi, judged(worse), 10.0)  # +50 % of errors / requests
+
+
+def test_an_error_rate_whose_errors_per_request_held_is_held_by_counts():
+    kpis = {k.name: k for k in default_kpis()}
+    ts = pd.date_range("2026-03-03", periods=1440, freq="60s", tz="UTC")
+    rps = np.r_[np.full(720, 100.0), np.full(720, 1.0)]
+
+    def frame(error_pct: np.ndarray, day: int | None) -> pd.DataFrame:
+        shift = pd.Timedelta(days=day or 0)
+        rows = pd.concat(
+            [
+                pd.DataFrame({"kpi": "throughput", "ts": ts + shift, "value": rps}),
+                pd.DataFrame({"kpi": "error_rate", "ts": ts + shift, "value": error_pct}),
+            ]
+        ).assign(service="api")
+        return rows if day is None else rows.assign(day=day)
+
+    baseline = frame(np.full(1440, 0.04), None)
+    quiet_minutes = np.r_[np.full(720, 0.04), np.full(720, 0.06)]
+    drift = pd.DataFrame({"service": ["api"], "kpi": ["error_rate"], "day": [1]})
+    held = held_by_counts(drift, baseline, frame(quiet_minutes, 1), kpis, 60)
+    assert held == {("api", "error_rate")}
+    worse = held_by_counts(drift, baseline, frame(np.full(1440, 0.06), 1), kpis, 60)
+    assert worse == set()

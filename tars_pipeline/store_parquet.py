@@ -1,0 +1,274 @@
+"""The Parquet store (issue 11, step 1): one file per table and partition, many writers.
+
+Layout under `root` (Hive style, so DuckDB, Spark or pandas read it as partitioned data):
+
+    <table>/release=<release>/day=<day>/part.parquet     every table but documents
+    documents/release=<release>/kind=<kind>/part.parquet
+
+Each file also carries its `release` and `day` columns, so a reader never depends on
+decoding the directory names (a release called "2026.05" must stay a string). Names are
+percent-encoded in paths (`urllib.parse.quote`), so no release or kind can climb out of
+its folder.
+
+Replacing a partition writes each table's file aside (`.part-<uuid>.tmp` in the same
+folder) and renames it over `part.parquet`: a rename is atomic on a POSIX filesystem, so a
+reader sees the old file or the new one, never half of one, and a run that fails before
+the rename leaves the previous rows. Two runs writing different partitions never touch the
+same file; nothing holds a lock while it reads. Unlike the DuckDB file's one transaction,
+a partition that spans several tables is replaced table by table (each file atomic).
+
+`write_catalog` makes a small DuckDB file of views over the files (`read_parquet` with
+`union_by_name`), so an analyst still opens one `.duckdb` and queries `samples`,
+`drift`, … as tables. The schema version lives in `_tars_store.json` at the root.
+
+Same columns and types as the DuckDB store (`store.TABLES`); this module is not yet what
+the assets use (the store change lands behind this API first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+import pandas as pd
+
+from tars_pipeline.store import COLUMN_TYPES, SCHEMA_VERSION, TABLES, _column_names
+
+META_FILE = "_tars_store.json"
+PART = "part.parquet"
+
+
+def _sql_type(name: str) -> str:
+    if name == "release":
+        return "VARCHAR"
+    if name == "day":
+        return "INTEGER"
+    return COLUMN_TYPES.get(name, "DOUBLE")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@contextlib.contextmanager
+def _pinned(files: list[Path]) -> Iterator[list[str]]:
+    """Paths that keep naming the files as they are now while a writer renames new ones
+    over them: DuckDB opens a file more than once in a read, and each open must find the
+    same file. On Linux an open descriptor's /proc/self/fd path does (the test of a reader
+    racing 30 replaces fails without it); elsewhere the path itself, where a read racing a
+    replace may fail."""
+    if not Path("/proc/self/fd").is_dir():
+        yield [str(path) for path in files]
+        return
+    descriptors: list[int] = []
+    try:
+        for path in files:
+            descriptors.append(os.open(path, os.O_RDONLY))
+        yield [f"/proc/self/fd/{fd}" for fd in descriptors]
+    finally:
+        for fd in descriptors:
+            os.close(fd)
+
+
+class StoreVersionError(RuntimeError):
+    """The folder holds a store of another schema version."""
+
+
+class ParquetStore:
+    """A store folder of Parquet partitions (module docstring)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._conn = duckdb.connect(":memory:")
+        self._conn.execute("SET TimeZone = 'UTC'")
+        # A file replaced within the same second keeps its path and mtime: caches keyed by
+        # them would serve the old file's metadata or bytes for the new one.
+        for setting in ("parquet_metadata_cache", "enable_external_file_cache"):
+            with contextlib.suppress(duckdb.Error):  # not a setting of this DuckDB
+                self._conn.execute(f"SET {setting} = false")
+        self._check_version()
+
+    # ------------------------------------------------------------------ layout
+
+    def _check_version(self) -> None:
+        meta = self.root / META_FILE
+        if meta.exists():
+            found = json.loads(meta.read_text(encoding="utf-8")).get("schema_version")
+            if found != SCHEMA_VERSION:
+                raise StoreVersionError(
+                    f"store {self.root} has schema version {found}, this TARS writes "
+                    f"{SCHEMA_VERSION}: migrate it or use a new store folder"
+                )
+
+    def _ensure_meta(self) -> None:
+        meta = self.root / META_FILE
+        if meta.exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._atomic_text(meta, json.dumps({"schema_version": SCHEMA_VERSION}))
+
+    def partition_path(self, table: str, release: str, day: int) -> Path:
+        if table not in TABLES or table == "documents":
+            raise KeyError(table)
+        return self.root / table / f"release={quote(release, safe='')}" / f"day={int(day)}" / PART
+
+    def document_path(self, release: str, kind: str) -> Path:
+        return (
+            self.root
+            / "documents"
+            / f"release={quote(release, safe='')}"
+            / f"kind={quote(kind, safe='')}"
+            / PART
+        )
+
+    def _release_files(self, table: str, release: str) -> list[Path]:
+        folder = self.root / table / f"release={quote(release, safe='')}"
+        if not folder.is_dir():
+            return []
+        return sorted(folder.glob(f"*/{PART}"))
+
+    # ------------------------------------------------------------------ writing
+
+    @staticmethod
+    def _atomic_text(path: Path, text: str) -> None:
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        aside.write_text(text, encoding="utf-8")
+        aside.replace(path)
+
+    def _write(self, path: Path, table: str, frame: pd.DataFrame) -> None:
+        """`frame` (the table's columns) as `path`, written aside and renamed over it."""
+        columns = _column_names(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".part-{uuid.uuid4().hex}.tmp")
+        select = ", ".join(
+            f"CAST({_quoted(name)} AS {_sql_type(name)}) AS {_quoted(name)}" for name in columns
+        )
+        incoming = frame[columns] if len(frame) else pd.DataFrame(columns=columns)
+        self._conn.register("incoming", incoming)
+        try:
+            self._conn.execute(
+                f"COPY (SELECT {select} FROM incoming) TO {_literal(str(aside))} (FORMAT parquet)"
+            )
+            aside.replace(path)
+        finally:
+            self._conn.unregister("incoming")
+            if aside.exists():
+                aside.unlink()
+
+    def replace_partition(
+        self, release: str, day: int, frames: Mapping[str, pd.DataFrame]
+    ) -> dict[str, int]:
+        """Replace one (release, day) partition of each table in `frames` (file by file)."""
+        self._ensure_meta()
+        written = {}
+        for table, frame in frames.items():
+            path = self.partition_path(table, release, day)
+            self._write(path, table, frame.assign(release=release, day=int(day)))
+            written[table] = len(frame)
+        return written
+
+    def replace_document(self, release: str, day: int, kind: str, body: Any) -> None:
+        self._ensure_meta()
+        frame = pd.DataFrame(
+            {
+                "release": [release],
+                "day": [int(day)],
+                "kind": [kind],
+                "body": [json.dumps(body, allow_nan=False)],
+            }
+        )
+        self._write(self.document_path(release, kind), "documents", frame)
+
+    # ------------------------------------------------------------------ reading
+
+    def _read(self, table: str, files: list[Path]) -> pd.DataFrame:
+        columns = _column_names(table)
+        if not files:
+            return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+        select = ", ".join(_quoted(name) for name in columns)
+        with _pinned(files) as paths:
+            listing = "[" + ", ".join(_literal(path) for path in paths) + "]"
+            return self._conn.execute(
+                f"SELECT {select} FROM read_parquet({listing}, union_by_name = true) ORDER BY day"
+            ).df()
+
+    def read_table(self, table: str, release: str, days: list[int] | None = None) -> pd.DataFrame:
+        """Rows of one release (optionally some days), ordered by day."""
+        if table not in TABLES:
+            raise KeyError(table)
+        if days is None:
+            files = self._release_files(table, release)
+        else:
+            files = [self.partition_path(table, release, day) for day in sorted(set(days))]
+            files = [path for path in files if path.exists()]
+        return self._read(table, files)
+
+    def read_document(self, release: str, kind: str) -> Any | None:
+        path = self.document_path(release, kind)
+        if not path.exists():
+            return None
+        frame = self._read("documents", [path])
+        return json.loads(frame.loc[0, "body"]) if len(frame) else None
+
+    def days_present(self, table: str, release: str) -> list[int]:
+        """Days with at least one row of `table`."""
+        days = self.read_table(table, release)["day"]
+        return sorted({int(day) for day in days})
+
+    def partition_row_counts(self, release: str) -> dict[str, int]:
+        return {table: len(self.read_table(table, release)) for table in TABLES}
+
+    # ------------------------------------------------------------------ catalog
+
+    def write_catalog(self, path: str | Path) -> Path:
+        """A DuckDB file of one view per table over the store's files (written aside and
+        renamed); an analyst opens it read-only and queries the tables by name."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        with duckdb.connect(str(aside)) as conn:
+            for table in TABLES:
+                columns = _column_names(table)
+                select = ", ".join(_quoted(name) for name in columns)
+                folder = self.root / table
+                pattern = folder / "*" / "*" / PART
+                if folder.is_dir() and any(folder.glob(f"*/*/{PART}")):
+                    source = (
+                        f"read_parquet({_literal(str(pattern))}, union_by_name = true, "
+                        "hive_partitioning = false)"
+                    )
+                    conn.execute(f"CREATE VIEW {table} AS SELECT {select} FROM {source}")
+                else:
+                    definitions = ", ".join(
+                        f"CAST(NULL AS {_sql_type(name)}) AS {_quoted(name)}" for name in columns
+                    )
+                    conn.execute(f"CREATE VIEW {table} AS SELECT {definitions} WHERE false")
+            conn.execute("CREATE TABLE tars_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            conn.execute(
+                "INSERT INTO tars_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+            conn.execute(
+                "INSERT INTO tars_meta VALUES ('layout', 'parquet'), ('root', ?)", [str(self.root)]
+            )
+        aside.replace(target)
+        return target
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ParquetStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -597,6 +597,13 @@ class TarsConfig(_Model):
     store_path: Path | None = Field(
         default=None, description="DuckDB file; default <data_dir>/tars.duckdb"
     )
+    store_layout: Literal["duckdb", "parquet"] = Field(
+        default="duckdb",
+        description="duckdb: every table in the one DuckDB file (one writer at a time). "
+        "parquet: one Parquet file per table and partition under <data_dir>/store, written "
+        "aside and renamed, with the DuckDB file at store_path a catalog of views over them "
+        "(store_parquet.py; issue 11, not yet the default).",
+    )
     step_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     source: Annotated[SnapshotSourceConfig | PrometheusSourceConfig, Field(discriminator="type")]
     releases: tuple[Release, ...]
@@ -639,6 +646,11 @@ class TarsConfig(_Model):
     @property
     def store_file(self) -> Path:
         return self.store_path or self.data_dir / "tars.duckdb"
+
+    @property
+    def store_root(self) -> Path:
+        """The Parquet layout's folder (`store_layout: parquet`)."""
+        return self.data_dir / "store"
 
     @property
     def max_window_days(self) -> int:

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from tars_pipeline.config import TarsConfig, load_config, resolve_config_path
 from tars_pipeline.reporting.jsonio import write_json, write_text_atomic
+from tars_pipeline.store import ParquetLocation
 
 
 @lru_cache(maxsize=8)
@@ -54,7 +55,9 @@ class StoreResource(DuckDBResource):
 
     database: str = Field(default="", description="DuckDB file; empty: from tars.yaml.")
 
-    def for_config(self, config: TarsConfig) -> DuckDBResource:
+    def for_config(self, config: TarsConfig) -> DuckDBResource | ParquetLocation:
+        if config.store_layout == "parquet" and not self.database:
+            return ParquetLocation(config.store_root, config.store_file)
         return DuckDBResource(database=self.database or str(config.store_file))
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import duckdb
 import pandas as pd
@@ -24,6 +25,27 @@ from tars_pipeline.judge.day import SLO_COLUMNS
 from tars_pipeline.judge.drift import DAY_COMPARISON_COLUMNS, DRIFT_COLUMNS
 from tars_pipeline.judge.health import CONTRIBUTION_COLUMNS
 from tars_pipeline.judge.stats import HOURLY_PROFILE_COLUMNS, SUMMARY_COLUMNS
+
+if TYPE_CHECKING:
+    from tars_pipeline.store_parquet import ParquetStore
+
+Store: TypeAlias = "duckdb.DuckDBPyConnection | ParquetStore"
+"""What `open_store` yields: a DuckDB connection, or the Parquet store (same functions)."""
+
+
+@dataclass(frozen=True)
+class ParquetLocation:
+    """Where a `store_layout: parquet` store lives: its folder and its catalog file."""
+
+    root: Path
+    catalog: Path
+
+
+def _parquet(conn: object) -> ParquetStore | None:
+    from tars_pipeline.store_parquet import ParquetStore
+
+    return conn if isinstance(conn, ParquetStore) else None
+
 
 # 2: drift gained the seasonal comparison columns, health_contributions their reasons.
 SCHEMA_VERSION = 3
@@ -91,7 +113,7 @@ def _quoted(names: list[str]) -> str:
     return ", ".join(f'"{name}"' for name in names)
 
 
-def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+def ensure_schema(conn: Store) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS tars_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     row = conn.execute("SELECT value FROM tars_meta WHERE key = 'schema_version'").fetchone()
     if row is not None and int(row[0]) != SCHEMA_VERSION:
@@ -110,13 +132,23 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def open_store(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection through dagster-duckdb's resource, with the schema in place.
+def open_store(resource: DuckDBResource | ParquetLocation) -> Iterator[Store]:
+    """A connection through dagster-duckdb's resource, with the schema in place; or, for a
+    `ParquetLocation`, the Parquet store, whose catalog file is refreshed on the way out.
 
     DuckDB allows one writing process per file: runs are serialised by the Dagster
     instance's concurrency settings (dagster.yaml), and the resource retries with backoff
     while another process (a CLI run overlapping a UI run) holds the lock.
     """
+    if isinstance(resource, ParquetLocation):
+        from tars_pipeline.store_parquet import ParquetStore
+
+        with ParquetStore(resource.root) as store:
+            try:
+                yield store
+            finally:
+                store.write_catalog(resource.catalog)
+        return
     if resource.database != ":memory:":
         Path(resource.database).parent.mkdir(parents=True, exist_ok=True)
     with resource.get_connection() as conn:
@@ -128,12 +160,14 @@ def open_store(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def replace_partition(
-    conn: duckdb.DuckDBPyConnection,
+    conn: Store,
     release: str,
     day: int,
     frames: Mapping[str, pd.DataFrame],
 ) -> dict[str, int]:
     """Replace one (release, day) partition's rows in each table, all in one transaction."""
+    if (parquet := _parquet(conn)) is not None:
+        return parquet.replace_partition(release, day, frames)
     written: dict[str, int] = {}
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -158,9 +192,10 @@ def replace_partition(
     return written
 
 
-def replace_document(
-    conn: duckdb.DuckDBPyConnection, release: str, day: int, kind: str, body: Any
-) -> None:
+def replace_document(conn: Store, release: str, day: int, kind: str, body: Any) -> None:
+    if (parquet := _parquet(conn)) is not None:
+        parquet.replace_document(release, day, kind, body)
+        return
     frame = pd.DataFrame({"kind": [kind], "body": [json.dumps(body, allow_nan=False)]})
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -175,7 +210,9 @@ def replace_document(
         raise
 
 
-def read_document(conn: duckdb.DuckDBPyConnection, release: str, kind: str) -> Any | None:
+def read_document(conn: Store, release: str, kind: str) -> Any | None:
+    if (parquet := _parquet(conn)) is not None:
+        return parquet.read_document(release, kind)
     row = conn.execute(
         "SELECT body FROM documents WHERE release = ? AND kind = ?", [release, kind]
     ).fetchone()
@@ -183,7 +220,7 @@ def read_document(conn: duckdb.DuckDBPyConnection, release: str, kind: str) -> A
 
 
 def read_table(
-    conn: duckdb.DuckDBPyConnection,
+    conn: Store,
     table: str,
     release: str,
     days: list[int] | None = None,
@@ -191,6 +228,8 @@ def read_table(
     """Rows of one release (optionally some days), ordered by day."""
     if table not in TABLES:
         raise KeyError(table)
+    if (parquet := _parquet(conn)) is not None:
+        return parquet.read_table(table, release, days)
     columns = _quoted(_column_names(table))
     if days is None:
         query = f"SELECT {columns} FROM {table} WHERE release = ? ORDER BY day"
@@ -201,17 +240,21 @@ def read_table(
     return conn.execute(query, [release, days]).df()
 
 
-def days_present(conn: duckdb.DuckDBPyConnection, table: str, release: str) -> list[int]:
+def days_present(conn: Store, table: str, release: str) -> list[int]:
     if table not in TABLES:
         raise KeyError(table)
+    if (parquet := _parquet(conn)) is not None:
+        return parquet.days_present(table, release)
     rows = conn.execute(
         f"SELECT DISTINCT day FROM {table} WHERE release = ? ORDER BY day", [release]
     ).fetchall()
     return [int(row[0]) for row in rows]
 
 
-def partition_row_counts(conn: duckdb.DuckDBPyConnection, release: str) -> dict[str, int]:
+def partition_row_counts(conn: Store, release: str) -> dict[str, int]:
     """Rows per table for one release: what tests compare before and after a re-run."""
+    if (parquet := _parquet(conn)) is not None:
+        return parquet.partition_row_counts(release)
     return {
         table: int(
             conn.execute(f"SELECT count(*) FROM {table} WHERE release = ?", [release]).fetchone()[0]
@@ -220,9 +263,7 @@ def partition_row_counts(conn: duckdb.DuckDBPyConnection, release: str) -> dict[
     }
 
 
-def read_day_inputs(
-    conn: duckdb.DuckDBPyConnection, release: str, day: int
-) -> dict[str, pd.DataFrame]:
+def read_day_inputs(conn: Store, release: str, day: int) -> dict[str, pd.DataFrame]:
     """What a day's judgement reads: its samples, Day 0's samples (the baseline the rank and
     hour-of-day comparisons use) and its anomaly events, as `judge.day.analyse_day` takes
     them. Day 0 is its own baseline; a later day needs the baseline materialized first."""
@@ -247,7 +288,7 @@ def read_day_inputs(
 
 
 def read_window_inputs(
-    conn: duckdb.DuckDBPyConnection, release: str, window_days: int
+    conn: Store, release: str, window_days: int
 ) -> tuple[list[int], dict[str, pd.DataFrame]]:
     """The days summarised so far (1..window_days) and what `judge.window.judge_window`
     reads of them; refuses a window without its GA-day summary or any later day."""
@@ -275,7 +316,7 @@ WEEK_TABLES = ("health", "health_contributions", "anomaly_events", "drift", "cos
                "daily_stats", "coverage")  # fmt: skip
 
 
-def read_week(conn: duckdb.DuckDBPyConnection, release: str) -> dict[str, pd.DataFrame]:
+def read_week(conn: Store, release: str) -> dict[str, pd.DataFrame]:
     """Every day of a release's stored week, by table: what the retrospective renders (and,
     for a previous release, what the comparison reads: the store, not an old report)."""
     return {table: read_table(conn, table, release) for table in WEEK_TABLES}

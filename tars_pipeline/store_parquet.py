@@ -199,8 +199,12 @@ class ParquetStore:
         select = ", ".join(_quoted(name) for name in columns)
         with _pinned(files) as paths:
             listing = "[" + ", ".join(_literal(path) for path in paths) + "]"
+            # One file per (table, release, day): day, then the row's place in its file, is
+            # the order it was written in (sums over it come out to the last bit).
             return self._conn.execute(
-                f"SELECT {select} FROM read_parquet({listing}, union_by_name = true) ORDER BY day"
+                f"SELECT {select} FROM read_parquet({listing}, union_by_name = true, "
+                "file_row_number = true, filename = true) "
+                "ORDER BY day, filename, file_row_number"
             ).df()
 
     def read_table(self, table: str, release: str, days: list[int] | None = None) -> pd.DataFrame:

@@ -153,3 +153,29 @@ def test_a_store_of_another_schema_version_is_refused(tmp_path: Path) -> None:
     (tmp_path / META_FILE).write_text(json.dumps({"schema_version": SCHEMA_VERSION - 1}))
     with pytest.raises(StoreVersionError, match="schema version"):
         ParquetStore(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_bundled_week_on_the_parquet_layout_writes_the_golden_outputs(
+    tmp_path: Path,
+) -> None:
+    """The whole graph (the CLIs' code path, a real Dagster instance) on
+    `store_layout: parquet`: every output byte for byte the golden copy, and the catalog
+    holds what the DuckDB layout would."""
+    from tars_pipeline.config import load_config
+    from tars_pipeline_tests.conftest import run_the_week, week_runner, write_config
+    from tars_pipeline_tests.test_golden_outputs import GOLDEN, OUTPUTS, normalise
+
+    config = load_config(write_config(tmp_path, store_layout="parquet"))
+    with week_runner(tmp_path, config) as (runner, _instance):
+        run_the_week(runner)
+    out = tmp_path / "out" / "v1.0.1"
+    for name in OUTPUTS:
+        produced = normalise((out / name).read_text(encoding="utf-8"))
+        assert produced == (GOLDEN / name).read_text(encoding="utf-8"), name
+    assert (tmp_path / "data" / "store" / "samples").is_dir()
+    with duckdb.connect(str(config.store_file), read_only=True) as conn:
+        days = conn.execute("SELECT DISTINCT day FROM daily_stats ORDER BY day").fetchall()
+        assert [day for (day,) in days] == list(range(8))
+        kinds = conn.execute("SELECT kind FROM documents ORDER BY kind").fetchall()
+        assert kinds and all(isinstance(kind, str) for (kind,) in kinds)

@@ -1,0 +1,173 @@
+"""tars-store: move a project's store from the one DuckDB file to the Parquet layout.
+
+    tars-store migrate [--config PATH] [--from FILE] [--dry-run]
+
+Reads every table of the DuckDB store (`store_path`, or --from) and writes each (release,
+day) partition as the Parquet layout's files under <data_dir>/store, then the catalog
+file at `store_path`. When the migrated file is `store_path` itself it is renamed to
+<name>.pre-parquet first (kept, never deleted) and the catalog takes its place, so queries
+that opened `tars.duckdb` keep working. Set
+`store_layout: parquet` in tars.yaml afterwards (the command says so). Nothing is written
+when the source store's schema version is not this TARS's, when the Parquet folder already
+holds a store, or with --dry-run (which prints what would move).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+
+from tars_pipeline import __version__
+from tars_pipeline.config import CONFIG_ENV_VAR, load_config
+from tars_pipeline.errors import TarsUserError
+from tars_pipeline.store import SCHEMA_VERSION, TABLES, read_table
+from tars_pipeline.store_parquet import META_FILE, ParquetStore
+
+BACKUP_SUFFIX = ".pre-parquet"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tars-store",
+        description="Manage the TARS store: migrate the DuckDB file to the Parquet layout.",
+        epilog="Exit status: 0 ok, 1 unexpected failure, 2 bad input. See docs/deployment.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"tars-store {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    migrate = commands.add_parser("migrate", help="DuckDB file → Parquet layout + catalog")
+    migrate.add_argument(
+        "--config", metavar="PATH", help=f"tars.yaml (default ${CONFIG_ENV_VAR} or ./tars.yaml)"
+    )
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE",
+        help="the DuckDB store to read (default: the config's store_path)",
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="count, write nothing")
+    return parser
+
+
+def _source_version(conn: duckdb.DuckDBPyConnection, path: Path) -> int:
+    try:
+        row = conn.execute("SELECT value FROM tars_meta WHERE key = 'schema_version'").fetchone()
+    except duckdb.CatalogException as error:
+        raise TarsUserError(
+            f"{path} is not a TARS store (no tars_meta table)",
+            where="--from",
+            remedy="point --from at the DuckDB file a TARS run wrote",
+        ) from error
+    return int(row[0]) if row else 0
+
+
+def _releases(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    names: set[str] = set()
+    for table in TABLES:
+        names |= {
+            row[0] for row in conn.execute(f"SELECT DISTINCT release FROM {table}").fetchall()
+        }
+    return sorted(names)
+
+
+def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
+    config = load_config(config_path)
+    path = Path(source) if source else config.store_file
+    if not path.is_file():
+        raise TarsUserError(
+            f"no DuckDB store at {path}",
+            where="--from" if source else "store_path",
+            remedy="run the week once, or pass --from FILE",
+        )
+    root = config.store_root
+    catalog = config.store_file
+    if path.resolve() != catalog.resolve() and catalog.exists():
+        raise TarsUserError(
+            f"{catalog} exists and is not the store being migrated ({path})",
+            where="store_path",
+            remedy="point store_path at a new file for the catalog, or migrate that file",
+        )
+    if (root / META_FILE).exists():
+        raise TarsUserError(
+            f"{root} already holds a Parquet store",
+            where="data_dir",
+            remedy="move it aside first; the migration never merges into a store",
+        )
+    with duckdb.connect(str(path), read_only=True) as conn:
+        found = _source_version(conn, path)
+        if found != SCHEMA_VERSION:
+            raise TarsUserError(
+                f"{path} has store schema version {found}, this TARS migrates {SCHEMA_VERSION}",
+                where="--from",
+                remedy="re-run the week into a new store_path with this TARS, then migrate",
+            )
+        releases = _releases(conn)
+        counts = {table: 0 for table in TABLES}
+        partitions = 0
+        store = None if dry_run else ParquetStore(root)
+        try:
+            for release in releases:
+                by_day: dict[int, dict] = {}
+                for table in TABLES:
+                    rows = read_table(conn, table, release)
+                    counts[table] += len(rows)
+                    if table == "documents":
+                        for record in rows.itertuples():
+                            if store is not None:
+                                store.replace_document(
+                                    release, int(record.day), record.kind, json.loads(record.body)
+                                )
+                        continue
+                    for day, part in rows.groupby("day"):
+                        by_day.setdefault(int(day), {})[table] = part.drop(
+                            columns=["release", "day"]
+                        )
+                for day, frames in sorted(by_day.items()):
+                    partitions += 1
+                    if store is not None:
+                        store.replace_partition(release, day, frames)
+        finally:
+            if store is not None:
+                store.close()
+    total = sum(counts.values())
+    verb = "Would move" if dry_run else "Moved"
+    print(
+        f"{verb} {total} rows of {len(releases)} release(s), {partitions} partition(s), "
+        f"from {path} to {root}"
+    )
+    if dry_run:
+        return 0
+    kept = path
+    if path.resolve() == catalog.resolve():
+        kept = path.with_name(path.name + BACKUP_SUFFIX)
+        path.replace(kept)
+    with ParquetStore(root) as store:
+        store.write_catalog(catalog)
+    print(f"  the DuckDB file is kept as {kept}; {catalog} is now the catalog")
+    print("  set `store_layout: parquet` in tars.yaml to use the new store")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (the console script exits with it)."""
+    args = _parser().parse_args(argv)
+    try:
+        return migrate(args.config, args.source, args.dry_run)
+    except TarsUserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return TarsUserError.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def console_script() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_script()

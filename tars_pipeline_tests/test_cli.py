@@ -43,8 +43,10 @@ def test_every_command_explains_its_options(name: str, tmp_path: Path) -> None:
     assert "--config" in result.stdout and "--output-dir" in result.stdout
 
 
-def test_version_matches_the_seed(tmp_path: Path) -> None:
-    result = _script("tars-retro", "--version", cwd=tmp_path)
+@pytest.mark.parametrize("name", (*COMMANDS, "tars-snapshot", "tars-store"))
+def test_every_tool_prints_the_seeds_version_line(name: str, tmp_path: Path) -> None:
+    result = _script(name, "--version", cwd=tmp_path)
+    assert result.returncode == 0
     assert result.stdout.strip() == "T.A.R.S. Observability v1.0.2-pre (Phase 14.6)"
 
 

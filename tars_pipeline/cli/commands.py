@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tars_pipeline import PHASE, __version__
+from tars_pipeline import VERSION_LINE
 from tars_pipeline.config import CONFIG_ENV_VAR, Release, TarsConfig, load_config
 from tars_pipeline.errors import RunFailedError, TarsUserError
 from tars_pipeline.reporting import RETRO_HTML, RETRO_JSON, RETRO_MD
@@ -32,6 +32,7 @@ STATUSES = ("pass", "warn", "fail")
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=VERSION_LINE)
     parser.add_argument(
         "--config",
         metavar="PATH",
@@ -350,9 +351,6 @@ _retro_parser.add_argument(
     "--auto",
     action="store_true",
     help="materialize missing days, the baseline and the regression summary first",
-)
-_retro_parser.add_argument(
-    "--version", action="version", version=f"T.A.R.S. Observability v{__version__} ({PHASE})"
 )
 
 

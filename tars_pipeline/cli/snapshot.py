@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tars_pipeline import __version__
+from tars_pipeline import VERSION_LINE, __version__
 from tars_pipeline.config import CONFIG_ENV_VAR, PrometheusSourceConfig, Release, load_config
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.sources import build_source
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok, 1 unexpected failure, 2 bad input or unreachable source. "
         "See docs/prometheus.md.",
     )
+    parser.add_argument("--version", action="version", version=VERSION_LINE)
     parser.add_argument(
         "--config", metavar="PATH", help=f"tars.yaml (default ${CONFIG_ENV_VAR} or ./tars.yaml)"
     )

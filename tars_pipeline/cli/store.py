@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from tars_pipeline import __version__
+from tars_pipeline import VERSION_LINE
 from tars_pipeline.config import CONFIG_ENV_VAR, load_config
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.store import SCHEMA_VERSION, TABLES, read_table
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Manage the TARS store: migrate the DuckDB file to the Parquet layout.",
         epilog="Exit status: 0 ok, 1 unexpected failure, 2 bad input. See docs/deployment.md.",
     )
-    parser.add_argument("--version", action="version", version=f"tars-store {__version__}")
+    parser.add_argument("--version", action="version", version=VERSION_LINE)
     commands = parser.add_subparsers(dest="command", required=True)
     migrate = commands.add_parser("migrate", help="DuckDB file → Parquet layout + catalog")
     migrate.add_argument(

@@ -28,7 +28,7 @@ import pandas as pd
 
 from tars_pipeline import VERSION_LINE, __version__
 from tars_pipeline.config import CONFIG_ENV_VAR, PrometheusSourceConfig, Release, load_config
-from tars_pipeline.errors import TarsUserError
+from tars_pipeline.errors import TarsUserError, exit_status
 from tars_pipeline.sources import build_source
 from tars_pipeline.sources.base import DayFetch
 from tars_pipeline.sources.prometheus import terminal_progress, with_prometheus_url
@@ -214,14 +214,7 @@ def _export(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (the console script exits with it)."""
     args = _parser().parse_args(argv)
-    try:
-        return _export(args)
-    except TarsUserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return TarsUserError.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return exit_status(lambda: _export(args))
 
 
 def console_script() -> None:

@@ -24,7 +24,7 @@ import duckdb
 
 from tars_pipeline import VERSION_LINE
 from tars_pipeline.config import CONFIG_ENV_VAR, load_config
-from tars_pipeline.errors import TarsUserError
+from tars_pipeline.errors import TarsUserError, exit_status
 from tars_pipeline.store import SCHEMA_VERSION, TABLES, read_table
 from tars_pipeline.store_parquet import META_FILE, ParquetStore
 
@@ -155,14 +155,7 @@ def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (the console script exits with it)."""
     args = _parser().parse_args(argv)
-    try:
-        return migrate(args.config, args.source, args.dry_run)
-    except TarsUserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return TarsUserError.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return exit_status(lambda: migrate(args.config, args.source, args.dry_run))
 
 
 def console_script() -> None:

@@ -597,12 +597,13 @@ class TarsConfig(_Model):
     store_path: Path | None = Field(
         default=None, description="DuckDB file; default <data_dir>/tars.duckdb"
     )
-    store_layout: Literal["duckdb", "parquet"] = Field(
-        default="duckdb",
-        description="duckdb: every table in the one DuckDB file (one writer at a time). "
-        "parquet: one Parquet file per table and partition under <data_dir>/store, written "
-        "aside and renamed, with the DuckDB file at store_path a catalog of views over them "
-        "(store_parquet.py; issue 11, not yet the default).",
+    store_layout: Literal["auto", "duckdb", "parquet"] = Field(
+        default="auto",
+        description="parquet: one Parquet file per table and partition under <data_dir>/store, "
+        "written aside and renamed (many writers), with the DuckDB file at store_path a catalog "
+        "of views over them. duckdb: every table in the one DuckDB file (one writer at a time). "
+        "auto: parquet, unless store_path already holds a DuckDB-layout store (an earlier "
+        "TARS's), which keeps working until `tars-store migrate` moves it.",
     )
     step_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     source: Annotated[SnapshotSourceConfig | PrometheusSourceConfig, Field(discriminator="type")]

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from tars_pipeline.config import TarsConfig, load_config, resolve_config_path
 from tars_pipeline.reporting.jsonio import write_json, write_text_atomic
-from tars_pipeline.store import ParquetLocation
+from tars_pipeline.store import ParquetLocation, store_location
 
 
 @lru_cache(maxsize=8)
@@ -50,15 +50,13 @@ class TarsConfigResource(dg.ConfigurableResource):
 
 
 class StoreResource(DuckDBResource):
-    """The DuckDB store file; empty `database`: the config's store_path (or
-    <data_dir>/tars.duckdb)."""
+    """The store: empty `database` means the config's (store_layout, store_path); a path
+    there pins one DuckDB-layout file."""
 
     database: str = Field(default="", description="DuckDB file; empty: from tars.yaml.")
 
     def for_config(self, config: TarsConfig) -> DuckDBResource | ParquetLocation:
-        if config.store_layout == "parquet" and not self.database:
-            return ParquetLocation(config.store_root, config.store_file)
-        return DuckDBResource(database=self.database or str(config.store_file))
+        return store_location(config, self.database)
 
 
 class ReportsResource(dg.ConfigurableResource):

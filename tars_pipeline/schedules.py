@@ -13,8 +13,10 @@ Schedules, per distinct release timezone (a cron has one zone):
 
 Which zones have schedules is read from tars.yaml when the code location loads (a new zone
 needs a reload); which releases are due is read at each tick, so an edited release list or
-GA date takes effect at once. The instance dequeues runs in submission order (dagster.yaml),
-so a follow-up never overtakes the day it needs.
+GA date takes effect at once. Every scheduled run carries the tag `tars/sequence: <release>`,
+which dagster.yaml limits to one run per value: a release's scheduled runs start in the order
+they were submitted, one after the other (a follow-up never overtakes the day it needs), while
+other releases and backfills run beside them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from tars_pipeline.partitions import release_day_key
 from tars_pipeline.resources import TarsConfigResource
 
 NIGHTLY_CRON = "59 23 * * *"
+SEQUENCE_TAG = "tars/sequence"
 FOLLOW_UP_CRON = "15 0 * * *"
 
 day_job = dg.define_asset_job(
@@ -125,6 +128,7 @@ def zone_schedules(timezone: str) -> list[dg.ScheduleDefinition]:
                 yield dg.RunRequest(
                     run_key=f"{item.release}/{name}/{at.date().isoformat()}/{key}",
                     partition_key=key,
+                    tags={SEQUENCE_TAG: item.release},
                 )
 
         return _schedule

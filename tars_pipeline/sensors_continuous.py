@@ -37,7 +37,8 @@ from tars_pipeline.judge.maintenance import events_outside_maintenance
 from tars_pipeline.partitions import release_day_key
 from tars_pipeline.resources import TarsConfigResource
 from tars_pipeline.sources import build_source
-from tars_pipeline.store import read_table
+from tars_pipeline.store import ParquetLocation, read_table, store_location
+from tars_pipeline.store_parquet import ParquetStore, StoreVersionError
 
 SENSOR_NAME = "tars_continuous_anomalies"
 ASSET_KEY = dg.AssetKey("anomaly_events")
@@ -103,6 +104,13 @@ def stored_ga_day(config: TarsConfig, release: Release) -> pd.DataFrame | None:
     """The stored GA-day samples (the profile the nightly run scores days ≥ 1 against), read
     without a lock; None when the store is absent or a run holds it: the sensor then scores
     without the time-of-day profile, as on Day 0."""
+    location = store_location(config)
+    if isinstance(location, ParquetLocation):
+        try:
+            with ParquetStore(location.root) as store:
+                return store.read_table("samples", release.name, [0])
+        except (duckdb.Error, OSError, StoreVersionError):
+            return None
     path = config.store_file
     if not Path(path).exists():
         return None

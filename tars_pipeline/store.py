@@ -27,6 +27,7 @@ from tars_pipeline.judge.health import CONTRIBUTION_COLUMNS
 from tars_pipeline.judge.stats import HOURLY_PROFILE_COLUMNS, SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
+    from tars_pipeline.config import TarsConfig
     from tars_pipeline.store_parquet import ParquetStore
 
 Store: TypeAlias = "duckdb.DuckDBPyConnection | ParquetStore"
@@ -39,6 +40,38 @@ class ParquetLocation:
 
     root: Path
     catalog: Path
+
+
+def is_parquet_catalog(path: Path) -> bool:
+    """Whether the DuckDB file at `path` is a Parquet store's catalog (not a DuckDB-layout
+    store). A file another process holds for writing is a DuckDB-layout store: a catalog is
+    only ever written aside and renamed."""
+    try:
+        with duckdb.connect(str(path), read_only=True) as conn:
+            row = conn.execute("SELECT value FROM tars_meta WHERE key = 'layout'").fetchone()
+    except duckdb.Error:
+        return False
+    return bool(row) and row[0] == "parquet"
+
+
+def store_layout(config: TarsConfig) -> str:
+    """The layout a run uses: the configured one, or for `auto` parquet unless `store_path`
+    already holds a DuckDB-layout store (which keeps working until `tars-store migrate`)."""
+    if config.store_layout != "auto":
+        return config.store_layout
+    from tars_pipeline.store_parquet import META_FILE
+
+    if (config.store_root / META_FILE).exists() or not config.store_file.exists():
+        return "parquet"
+    return "parquet" if is_parquet_catalog(config.store_file) else "duckdb"
+
+
+def store_location(config: TarsConfig, database: str = "") -> DuckDBResource | ParquetLocation:
+    """Where `config`'s runs keep their tables: a DuckDB file (`database` overrides the
+    config's), or the Parquet folder and its catalog."""
+    if not database and store_layout(config) == "parquet":
+        return ParquetLocation(config.store_root, config.store_file)
+    return DuckDBResource(database=database or str(config.store_file))
 
 
 def _parquet(conn: object) -> ParquetStore | None:

@@ -105,7 +105,7 @@ def test_every_asset_explains_itself_shares_the_store_pool_and_has_an_owner(
         assert spec.group_name == "post_ga"
         assert spec.owners == ["team:sre"], spec.key
     for asset in defs.assets:
-        assert asset.op.pool == "tars_duckdb", asset.key
+        assert asset.op.pool == "tars_store", asset.key
 
 
 def test_checks_run_inside_the_step_of_the_asset_they_check(defs: dg.Definitions) -> None:

@@ -11,7 +11,7 @@ import pytest
 from tars_pipeline.config import Release
 from tars_pipeline.definitions import defs as location
 from tars_pipeline.resources import TarsConfigResource
-from tars_pipeline.schedules import DueDay, due_days, finished_days
+from tars_pipeline.schedules import SEQUENCE_TAG, DueDay, due_days, finished_days
 from tars_pipeline.sensors import register_releases
 from tars_pipeline_tests.conftest import REPO
 
@@ -87,6 +87,8 @@ def test_every_night_requests_that_days_partition() -> None:
     (request,) = _tick("tars_nightly_america_new_york", _at(5)).run_requests
     assert request.partition_key == "day_02|v1.0.1"
     assert request.run_key == "v1.0.1/nightly/2026-03-05/day_02|v1.0.1"
+    # one scheduled run per release at a time, in submission order (dagster.yaml's limit)
+    assert request.tags[SEQUENCE_TAG] == "v1.0.1"
 
 
 def test_the_morning_after_ga_day_builds_the_baseline() -> None:
@@ -106,3 +108,15 @@ def test_ticks_outside_the_window_skip_with_a_reason() -> None:
     assert "on 2026-03-20, nothing due" in (nightly.skip_message or "")
     midweek = _tick("tars_close_america_new_york", _at(7, 0, 15))
     assert not midweek.run_requests and midweek.skip_message
+
+
+def test_the_instance_runs_one_scheduled_run_per_release_at_a_time() -> None:
+    """dagster.yaml: 4 runs at once overall, but one per `tars/sequence` value."""
+    import yaml
+
+    from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG
+
+    runs = yaml.safe_load(PACKAGED_INSTANCE_CONFIG.read_text(encoding="utf-8"))["concurrency"]
+    limits = runs["runs"]["tag_concurrency_limits"]
+    assert {"key": SEQUENCE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    assert runs["runs"]["max_concurrent_runs"] >= 4

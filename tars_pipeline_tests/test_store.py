@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
@@ -67,3 +68,32 @@ def test_documents_round_trip_and_reject_nan(store: DuckDBResource) -> None:
         with pytest.raises(ValueError):
             replace_document(conn, "v1", 7, "regression_summary", {"a": float("nan")})
         assert read_document(conn, "v1", "regression_summary") == {"a": [3]}
+
+
+@pytest.mark.slow
+def test_the_bundled_week_on_the_duckdb_layout_writes_the_same_golden_outputs(
+    tmp_path: Path,
+) -> None:
+    """The whole graph (the CLIs' code path, a real Dagster instance) on the one-file
+    `store_layout: duckdb` (the default is the Parquet layout): every output byte for byte
+    the golden copy, every table inside the file."""
+    from tars_pipeline.config import load_config
+    from tars_pipeline_tests.conftest import run_the_week, week_runner, write_config
+    from tars_pipeline_tests.test_golden_outputs import GOLDEN, OUTPUTS, normalise
+
+    config = load_config(write_config(tmp_path, store_layout="duckdb"))
+    with week_runner(tmp_path, config) as (runner, _instance):
+        run_the_week(runner)
+    out = tmp_path / "out" / "v1.0.1"
+    for name in OUTPUTS:
+        produced = normalise((out / name).read_text(encoding="utf-8"))
+        assert produced == (GOLDEN / name).read_text(encoding="utf-8"), name
+    assert not (tmp_path / "data" / "store").exists()
+    with duckdb.connect(str(config.store_file), read_only=True) as conn:
+        kinds = conn.execute(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_name = 'daily_stats'"
+        ).fetchall()
+        assert kinds == [("daily_stats", "BASE TABLE")]
+        days = conn.execute("SELECT DISTINCT day FROM daily_stats ORDER BY day").fetchall()
+        assert [day for (day,) in days] == list(range(8))

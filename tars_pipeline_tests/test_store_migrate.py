@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.cli.store import BACKUP_SUFFIX, main
 from tars_pipeline.config import load_config
-from tars_pipeline.store import TABLES, partition_row_counts, read_table
+from tars_pipeline.store import (
+    TABLES,
+    open_store,
+    partition_row_counts,
+    read_table,
+    replace_document,
+    replace_partition,
+)
 from tars_pipeline.store_parquet import ParquetStore
 from tars_pipeline_tests.conftest import DEMO_RELEASE, DemoWeek, write_config
 
@@ -20,9 +29,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def copied_week(tmp_path: Path, demo_week: DemoWeek) -> Path:
-    """A config whose store_path is a copy of the session week's DuckDB file."""
-    (tmp_path / "data").mkdir()
-    shutil.copyfile(demo_week.config.store_file, tmp_path / "data" / "tars.duckdb")
+    """A config whose store_path is a DuckDB-layout store (an earlier TARS's) holding the
+    session week's rows, partition by partition."""
+    database = DuckDBResource(database=str(tmp_path / "data" / "tars.duckdb"))
+    with ParquetStore(demo_week.config.store_root) as source, open_store(database) as conn:
+        for table in TABLES:
+            rows = source.read_table(table, DEMO_RELEASE)
+            if table == "documents":
+                for record in rows.itertuples():
+                    body = json.loads(record.body)
+                    replace_document(conn, DEMO_RELEASE, int(record.day), record.kind, body)
+                continue
+            for day, part in rows.groupby("day"):
+                frame = part.drop(columns=["release", "day"])
+                replace_partition(conn, DEMO_RELEASE, int(day), {table: frame})
     return write_config(tmp_path)
 
 

@@ -155,27 +155,33 @@ def test_a_store_of_another_schema_version_is_refused(tmp_path: Path) -> None:
         ParquetStore(tmp_path)
 
 
-@pytest.mark.slow
-def test_the_bundled_week_on_the_parquet_layout_writes_the_golden_outputs(
-    tmp_path: Path,
-) -> None:
-    """The whole graph (the CLIs' code path, a real Dagster instance) on
-    `store_layout: parquet`: every output byte for byte the golden copy, and the catalog
-    holds what the DuckDB layout would."""
+def _config(tmp_path: Path, **overrides: object):
     from tars_pipeline.config import load_config
-    from tars_pipeline_tests.conftest import run_the_week, week_runner, write_config
-    from tars_pipeline_tests.test_golden_outputs import GOLDEN, OUTPUTS, normalise
+    from tars_pipeline_tests.conftest import write_config
 
-    config = load_config(write_config(tmp_path, store_layout="parquet"))
-    with week_runner(tmp_path, config) as (runner, _instance):
-        run_the_week(runner)
-    out = tmp_path / "out" / "v1.0.1"
-    for name in OUTPUTS:
-        produced = normalise((out / name).read_text(encoding="utf-8"))
-        assert produced == (GOLDEN / name).read_text(encoding="utf-8"), name
-    assert (tmp_path / "data" / "store" / "samples").is_dir()
-    with duckdb.connect(str(config.store_file), read_only=True) as conn:
-        days = conn.execute("SELECT DISTINCT day FROM daily_stats ORDER BY day").fetchall()
-        assert [day for (day,) in days] == list(range(8))
-        kinds = conn.execute("SELECT kind FROM documents ORDER BY kind").fetchall()
-        assert kinds and all(isinstance(kind, str) for (kind,) in kinds)
+    tmp_path.mkdir(parents=True)
+    return load_config(write_config(tmp_path, **overrides))
+
+
+def test_auto_layout_is_parquet_unless_an_earlier_duckdb_store_is_there(tmp_path: Path) -> None:
+    from dagster_duckdb import DuckDBResource
+
+    from tars_pipeline.store import ParquetLocation, open_store, store_location
+
+    fresh = _config(tmp_path / "fresh")
+    assert isinstance(store_location(fresh), ParquetLocation)
+
+    earlier = _config(tmp_path / "earlier")
+    with open_store(DuckDBResource(database=str(earlier.store_file))):
+        pass  # the file an earlier TARS wrote: every table inside it
+    assert isinstance(store_location(earlier), DuckDBResource)
+    assert isinstance(
+        store_location(earlier.model_copy(update={"store_layout": "parquet"})), ParquetLocation
+    )
+
+    with open_store(store_location(fresh)):
+        pass  # writes the catalog, and nothing else
+    assert fresh.store_file.is_file()
+    assert isinstance(store_location(fresh), ParquetLocation)
+    pinned = fresh.model_copy(update={"store_layout": "duckdb"})
+    assert isinstance(store_location(pinned), DuckDBResource)

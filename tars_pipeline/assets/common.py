@@ -6,9 +6,10 @@ from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.partitions import split_key
 
-# All assets write the one DuckDB file, which allows a single writer: they share one
-# concurrency pool whose limit (dagster.yaml) is 1.
-STORE_POOL = "tars_duckdb"
+# Every asset writes the store and most read the metric source: they share one concurrency
+# pool, whose limit (dagster.yaml) bounds the steps running at once across runs (the
+# Parquet layout takes many writers; the DuckDB layout needs a limit of 1).
+STORE_POOL = "tars_store"
 GROUP = "post_ga"
 OWNERS = ["team:sre"]
 

@@ -34,7 +34,7 @@ from tars_pipeline.partitions import release_day_key, release_day_partitions
 from tars_pipeline.resources import ReportsResource
 from tars_pipeline.sensors import register_releases
 from tars_pipeline.sources.prometheus import PROGRESS_TAG
-from tars_pipeline.store import ParquetLocation
+from tars_pipeline.store import ParquetLocation, store_location
 
 PACKAGED_INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "dagster.yaml"
 DEFINITIONS_MODULE = "tars_pipeline.definitions"
@@ -146,9 +146,7 @@ class Runner:
 
     @property
     def store(self) -> DuckDBResource | ParquetLocation:
-        if self.config.store_layout == "parquet":
-            return ParquetLocation(self.config.store_root, self.config.store_file)
-        return DuckDBResource(database=str(self.config.store_file))
+        return store_location(self.config)
 
     def output_folder(self, release: Release) -> Path:
         """Where this runner's runs write `release`'s reports (the `reports` resource's rule)."""

@@ -6,10 +6,10 @@ Reads every table of the DuckDB store (`store_path`, or --from) and writes each 
 day) partition as the Parquet layout's files under <data_dir>/store, then the catalog
 file at `store_path`. When the migrated file is `store_path` itself it is renamed to
 <name>.pre-parquet first (kept, never deleted) and the catalog takes its place, so queries
-that opened `tars.duckdb` keep working. Set
-`store_layout: parquet` in tars.yaml afterwards (the command says so). Nothing is written
-when the source store's schema version is not this TARS's, when the Parquet folder already
-holds a store, or with --dry-run (which prints what would move).
+that opened `tars.duckdb` keep working; with `store_layout: auto` (the default) the next run
+uses the new store. Nothing is written when the source store's schema version is not this
+TARS's, when the Parquet folder already holds a store, or with --dry-run (which prints what
+would move).
 """
 
 from __future__ import annotations
@@ -148,7 +148,10 @@ def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
     with ParquetStore(root) as store:
         store.write_catalog(catalog)
     print(f"  the DuckDB file is kept as {kept}; {catalog} is now the catalog")
-    print("  set `store_layout: parquet` in tars.yaml to use the new store")
+    if config.store_layout == "duckdb":
+        print("  set `store_layout: parquet` (or auto) in tars.yaml to use the new store")
+    else:
+        print(f"  runs now use the new store (store_layout: {config.store_layout})")
     return 0
 
 

@@ -11,13 +11,12 @@ import json
 import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from tars_pipeline.cli.runner import Progress, Runner
-from tars_pipeline.config import load_config
+from tars_pipeline.config import TarsConfig, load_config
 from tars_pipeline.reporting.schema import validate_file
-from tars_pipeline.store import read_table, replace_partition
+from tars_pipeline.store import open_store, read_table, replace_partition, store_location
 from tars_pipeline_tests.conftest import DEMO_RELEASE, DemoWeek, write_config
 from tars_pipeline_tests.reporting.test_html import assert_inert
 
@@ -26,9 +25,9 @@ pytestmark = pytest.mark.slow
 PREVIOUS = "v1.0.0"
 
 
-def _plant_previous_week(store: Path) -> None:
+def _plant_previous_week(config: TarsConfig) -> None:
     """v1.0.0 = v1.0.1's stored week with p99 latency 15 % lower and 5 healthier points."""
-    with duckdb.connect(str(store)) as conn:
+    with open_store(store_location(config)) as conn:
         tables = {
             table: read_table(conn, table, DEMO_RELEASE).drop(columns=["release"])
             for table in ("health", "daily_stats", "cost_daily")
@@ -53,10 +52,7 @@ def _plant_previous_week(store: Path) -> None:
 def test_the_report_compares_with_the_previous_release_when_it_is_stored(
     demo_week: DemoWeek, tmp_path: Path, stored: bool
 ) -> None:
-    (tmp_path / "data").mkdir()
-    shutil.copyfile(demo_week.config.store_file, tmp_path / "data" / "tars.duckdb")
-    if stored:
-        _plant_previous_week(tmp_path / "data" / "tars.duckdb")
+    shutil.copytree(demo_week.config.store_root, tmp_path / "data" / "store")
     release = {
         "name": DEMO_RELEASE,
         "ga_date": "2026-03-03",
@@ -65,6 +61,8 @@ def test_the_report_compares_with_the_previous_release_when_it_is_stored(
         "previous_release": PREVIOUS,
     }
     config = load_config(write_config(tmp_path, releases=[release]))
+    if stored:
+        _plant_previous_week(config)
     runner = Runner(config, instance=demo_week.instance, progress=Progress(enabled=False))
 
     runner.release_level(config.release(DEMO_RELEASE), ("retrospective",))

@@ -38,7 +38,8 @@ Statistic = Literal["mean", "p50", "p95", "p99", "max", "min"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and ±Inf are never a setting: `.nan` or `.inf` in YAML is refused with the field.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class KpiDefinition(_Model):
@@ -258,6 +259,15 @@ class PrometheusSourceConfig(_Model):
         return value
 
 
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def _only(mapping: dict[str, Any], names: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(mapping) - set(names))
+    if unknown:
+        raise ValueError(f"{where}: unknown name(s) {unknown}; expected some of {list(names)}")
+
+
 class Thresholds(_Model):
     drift_pct: Annotated[float, Field(gt=0)] = 10.0
     unexpected_drift_max_pct: Annotated[float, Field(gt=0)] = 30.0
@@ -311,7 +321,7 @@ class Thresholds(_Model):
         description="Events of one series and direction at most this many samples apart "
         "merge into one.",
     )
-    anomaly_severity_z: dict[str, float] = Field(
+    anomaly_severity_z: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: {"medium": 4.0, "high": 6.0, "critical": 10.0},
         description="|z| from which an anomaly event is medium/high/critical (else low).",
     )
@@ -341,6 +351,17 @@ class Thresholds(_Model):
         "request at most a tenth of a 99.9 % SLO's daily budget (judge/traffic.py).",
     )
 
+    @model_validator(mode="after")
+    def _severity_ladder(self) -> Thresholds:
+        ladder = self.anomaly_severity_z
+        _only(ladder, ("medium", "high", "critical"), "thresholds.anomaly_severity_z")
+        steps = [ladder[name] for name in ("medium", "high", "critical") if name in ladder]
+        if steps != sorted(steps):
+            raise ValueError(
+                f"thresholds.anomaly_severity_z: medium ≤ high ≤ critical, got {dict(ladder)}"
+            )
+        return self
+
     def detector_settings(self) -> dict[str, Any]:
         """Keyword arguments of `judge.anomaly.detect_anomalies`, from these settings:
         one place, so the asset and the continuous sensor cannot disagree."""
@@ -359,7 +380,7 @@ class Thresholds(_Model):
 class HealthConfig(_Model):
     zero_score_multiple: Annotated[float, Field(gt=1)] = 5.0
     slo_breach_cap: Annotated[float, Field(ge=0, le=100)] = 40.0
-    incident_penalty: dict[str, float] = Field(
+    incident_penalty: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
         default_factory=lambda: {"low": 0.5, "medium": 1.0, "high": 3.0, "critical": 5.0},
         validation_alias=AliasChoices("incident_penalty", "anomaly_penalty_per_event"),
         description="Points a day loses per incident (a service's anomaly events close in "
@@ -378,9 +399,22 @@ class HealthConfig(_Model):
         description="Score of a KPI whose baseline is ~0 and that moved the bad way "
         "(relative drift undefined).",
     )
-    bands: dict[str, float] = Field(
+    bands: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
         default_factory=lambda: {"healthy": 90.0, "watch": 75.0, "degraded": 50.0, "critical": 0.0}
     )
+
+    @model_validator(mode="after")
+    def _known_names(self) -> HealthConfig:
+        _only(self.bands, ("healthy", "watch", "degraded", "critical"), "health.bands")
+        _only(self.incident_penalty, SEVERITIES, "health.incident_penalty")
+        _only(self.incident_kind_weight, ("user_facing", "resource", "cost"),
+              "health.incident_kind_weight")  # fmt: skip
+        ordered = [self.bands[name] for name in ("healthy", "watch", "degraded", "critical")
+                   if name in self.bands]  # fmt: skip
+        if ordered != sorted(ordered, reverse=True):
+            raise ValueError("health.bands: healthy ≥ watch ≥ degraded ≥ critical, got "
+                             f"{dict(self.bands)}")  # fmt: skip
+        return self
 
 
 class MaintenanceWindow(_Model):

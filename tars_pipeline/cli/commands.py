@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tars_pipeline import VERSION_LINE
+from tars_pipeline.cli.arguments import DAY, NON_NEGATIVE, POSITIVE, number
 from tars_pipeline.config import CONFIG_ENV_VAR, Release, TarsConfig, load_config
 from tars_pipeline.errors import RunFailedError, TarsUserError
 from tars_pipeline.reporting import RETRO_HTML, RETRO_JSON, RETRO_MD
@@ -173,7 +174,7 @@ _stability_parser = _parser(
 )
 _stability_parser.add_argument(
     "--day-number",
-    type=int,
+    type=DAY,
     metavar="N",
     help="day after GA to summarise (default: the day ending today in the release timezone)",
 )
@@ -217,12 +218,12 @@ _anomaly_parser = _parser(
 )
 _anomaly_parser.add_argument(
     "--z-threshold",
-    type=float,
+    type=POSITIVE,
     metavar="Z",
     help="flag samples with |z| >= Z (default thresholds.z_threshold, 3.0)",
 )
 _anomaly_parser.add_argument(
-    "--day-number", type=int, metavar="N", help="only this day (fetching its samples if needed)"
+    "--day-number", type=DAY, metavar="N", help="only this day (fetching its samples if needed)"
 )
 _csv_mode = _anomaly_parser.add_argument_group(
     "CSV mode", "run the detector on any timestamp,value file instead (no tars.yaml needed)"
@@ -236,14 +237,16 @@ _csv_mode.add_argument(
 _csv_mode.add_argument(
     "--output", type=Path, metavar="FILE.json", help="write the events here (default: stdout)"
 )
-_csv_mode.add_argument("--span", type=int, metavar="N", help="EWMA span in samples (default 60)")
-_csv_mode.add_argument("--warmup", type=int, metavar="N", help="warm-up samples (default 60)")
+_csv_mode.add_argument(
+    "--span", type=number(int, minimum=2), metavar="N", help="EWMA span in samples (default 60)"
+)
+_csv_mode.add_argument("--warmup", type=DAY, metavar="N", help="warm-up samples (default 60)")
 _csv_mode.add_argument(
     "--method", choices=("ewma", "robust"), default="ewma", help="detector (default ewma)"
 )
 _csv_mode.add_argument(
     "--min-change-pct",
-    type=float,
+    type=NON_NEGATIVE,
     metavar="PCT",
     help="smallest move, in %% of the expected level, that can be an event (default 10)",
 )

@@ -27,6 +27,7 @@ import duckdb
 import pandas as pd
 
 from tars_pipeline import VERSION_LINE, __version__
+from tars_pipeline.cli.arguments import DAY
 from tars_pipeline.config import CONFIG_ENV_VAR, PrometheusSourceConfig, Release, load_config
 from tars_pipeline.errors import TarsUserError, exit_status
 from tars_pipeline.sources import build_source
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--day",
-        type=int,
+        type=DAY,
         action="append",
         metavar="N",
         help="export only day N (repeatable; default: every day of the window that has ended)",

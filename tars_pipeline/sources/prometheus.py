@@ -28,6 +28,7 @@ Dagster serialises or logs (resources, run config, the config object) holds a se
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import re
@@ -48,6 +49,7 @@ from urllib3.util.retry import Retry
 from tars_pipeline import __version__
 from tars_pipeline.config import KpiDefinition, PrometheusSourceConfig, Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.notify.http import redact_url, scrub
 from tars_pipeline.sources.base import (
     DayFetch,
     coverage_of,
@@ -160,7 +162,8 @@ def with_prometheus_url(config: TarsConfig, url: str) -> TarsConfig:
         source = PrometheusSourceConfig(**settings, url=url)
     except ValidationError as error:
         message = "; ".join(item["msg"].removeprefix("Value error, ") for item in error.errors())
-        raise TarsUserError(f"{message} (got {url!r})", where="--prometheus-url") from None
+        shown = redact_url(url, keep_path=True)
+        raise TarsUserError(f"{message} (got {shown!r})", where="--prometheus-url") from None
     return config.model_copy(update={"source": source})
 
 
@@ -239,6 +242,9 @@ class PrometheusClient:
             )
         # Which credentials go with each request, for error messages; never their value.
         self.sends: str | None = "bearer" if bearer_token else "basic" if username else None
+        # What no message may quote: a server (or a proxy) that echoes the request back in
+        # its error body would otherwise put the token on stderr and in the event log.
+        self._secrets = _secret_forms(bearer_token, username, password)
         ca_bundle = _resolve_ca_bundle(settings, base_dir)
         if settings.verify_tls and ca_bundle is not None and not ca_bundle.is_file():
             raise TarsUserError(
@@ -323,6 +329,13 @@ class PrometheusClient:
         return [str(value) for value in values or []]
 
     def _call(self, request: Callable[[], Any], *, doing: str, kpi, query: str) -> Any:
+        try:
+            return self._request(request, doing=doing, kpi=kpi, query=query)
+        except TarsUserError as error:
+            error.args = tuple(scrub(str(arg), self._secrets) for arg in error.args)
+            raise
+
+    def _request(self, request: Callable[[], Any], *, doing: str, kpi, query: str) -> Any:
         self._last_response = None
         try:
             return request()
@@ -459,6 +472,18 @@ class PrometheusClient:
             f"request to {self.url} failed while {doing}: {innermost}",
             where=URL_SETTING,
         )
+
+
+def _secret_forms(
+    bearer_token: str | None, username: str | None, password: str | None
+) -> tuple[str, ...]:
+    """Every form a credential can take on the wire: the token, the password, and basic
+    auth's `user:password` and its base64 (the username alone is not a secret)."""
+    forms = [bearer_token, password]
+    if username:
+        pair = f"{username}:{password or ''}"
+        forms += [pair, base64.b64encode(pair.encode()).decode()]
+    return tuple(form for form in forms if form)
 
 
 def _exception_chain(error: BaseException) -> list[BaseException]:

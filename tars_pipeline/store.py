@@ -167,7 +167,8 @@ def ensure_schema(conn: Store) -> None:
 @contextmanager
 def open_store(resource: DuckDBResource | ParquetLocation) -> Iterator[Store]:
     """A connection through dagster-duckdb's resource, with the schema in place; or, for a
-    `ParquetLocation`, the Parquet store, whose catalog file is refreshed on the way out.
+    `ParquetLocation`, the Parquet store, whose catalog file is refreshed (when its views
+    no longer fit) on the way out of a block that succeeded.
 
     DuckDB allows one writing process per file: runs are serialised by the Dagster
     instance's concurrency settings (dagster.yaml), and the resource retries with backoff
@@ -177,10 +178,8 @@ def open_store(resource: DuckDBResource | ParquetLocation) -> Iterator[Store]:
         from tars_pipeline.store_parquet import ParquetStore
 
         with ParquetStore(resource.root) as store:
-            try:
-                yield store
-            finally:
-                store.write_catalog(resource.catalog)
+            yield store
+            store.refresh_catalog(resource.catalog)  # not after a failure: nothing changed
         return
     if resource.database != ":memory:":
         Path(resource.database).parent.mkdir(parents=True, exist_ok=True)

@@ -235,19 +235,48 @@ class ParquetStore:
 
     # ------------------------------------------------------------------ catalog
 
+    def _filled_tables(self) -> list[str]:
+        return [
+            table
+            for table in TABLES
+            if (self.root / table).is_dir() and any((self.root / table).glob(f"*/*/{PART}"))
+        ]
+
+    def refresh_catalog(self, path: str | Path) -> bool:
+        """Write the catalog when it is missing or its views no longer fit: a view reads
+        its table's files by glob, so new partitions show without a rewrite, and only a
+        table's first file (an empty view becoming a read) or a move of the store needs
+        one. True when it was written."""
+        target = Path(path)
+        if target.exists():
+            try:
+                with duckdb.connect(str(target), read_only=True) as conn:
+                    found = dict(conn.execute("SELECT key, value FROM tars_meta").fetchall())
+            except duckdb.Error:
+                found = {}
+            wanted = {
+                "schema_version": str(SCHEMA_VERSION),
+                "root": str(self.root),
+                "tables": ",".join(self._filled_tables()),
+            }
+            if all(found.get(key) == value for key, value in wanted.items()):
+                return False
+        self.write_catalog(target)
+        return True
+
     def write_catalog(self, path: str | Path) -> Path:
         """A DuckDB file of one view per table over the store's files (written aside and
         renamed); an analyst opens it read-only and queries the tables by name."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        filled = self._filled_tables()
         with duckdb.connect(str(aside)) as conn:
             for table in TABLES:
                 columns = _column_names(table)
                 select = ", ".join(_quoted(name) for name in columns)
-                folder = self.root / table
-                pattern = folder / "*" / "*" / PART
-                if folder.is_dir() and any(folder.glob(f"*/*/{PART}")):
+                pattern = self.root / table / "*" / "*" / PART
+                if table in filled:
                     source = (
                         f"read_parquet({_literal(str(pattern))}, union_by_name = true, "
                         "hive_partitioning = false)"
@@ -263,7 +292,8 @@ class ParquetStore:
                 "INSERT INTO tars_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
             conn.execute(
-                "INSERT INTO tars_meta VALUES ('layout', 'parquet'), ('root', ?)", [str(self.root)]
+                "INSERT INTO tars_meta VALUES ('layout', 'parquet'), ('root', ?), ('tables', ?)",
+                [str(self.root), ",".join(filled)],
             )
         aside.replace(target)
         return target

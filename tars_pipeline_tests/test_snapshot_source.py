@@ -57,3 +57,15 @@ def test_missing_or_foreign_manifests_name_the_file(tmp_path: Path) -> None:
     manifest.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(TarsUserError, match=r"manifest\.json.*expected 'tars-snapshot'"):
         SnapshotSource(root).fetch_day(WEEK, start, end, KPIS, 60)
+
+
+def test_a_broken_file_fails_its_own_days_not_the_week(tmp_path: Path) -> None:
+    """Day 3's file truncated: GA day still reads; day 3 names the file and the fix."""
+    root = _copy(tmp_path)
+    broken = root / "v1.0.1" / "2026-03-06.parquet"
+    broken.write_bytes(broken.read_bytes()[:1000])
+    source = SnapshotSource(root)
+    fetched = source.fetch_day(WEEK, *WEEK.day_bounds(0), KPIS, 60)
+    assert not fetched.missing and not fetched.incomplete
+    with pytest.raises(TarsUserError, match=r"(?s)2026-03-06\.parquet.*truncated"):
+        source.fetch_day(WEEK, *WEEK.day_bounds(3), KPIS, 60)

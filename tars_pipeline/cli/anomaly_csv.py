@@ -245,4 +245,11 @@ def write_document(
         raise TarsUserError(
             f"{output} is a folder", where="--output", remedy="name a file, e.g. events.json"
         )
-    return write_json(output, document)
+    try:
+        return write_json(output, document)
+    except OSError as error:
+        raise TarsUserError(
+            f"cannot write {output} ({error.strerror or error})",
+            where="--output",
+            remedy="name a file in a folder this user can create and write",
+        ) from None

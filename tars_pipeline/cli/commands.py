@@ -88,6 +88,9 @@ def _show_path(path: Path) -> str:
         return str(path)
 
 
+DEBUG_ENV_VAR = "TARS_DEBUG"
+
+
 def _main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser):
     def entry(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
@@ -102,6 +105,16 @@ def _main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentPa
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except Exception as error:  # a TARS bug: one line, the traceback on request
+            if os.environ.get(DEBUG_ENV_VAR):
+                raise
+            print(
+                f"error: unexpected {type(error).__name__}: {error}\n"
+                f"  -> this is a TARS bug: run again with {DEBUG_ENV_VAR}=1 for the traceback "
+                "and report it",
+                file=sys.stderr,
+            )
+            return 1
 
     def console_script() -> None:
         sys.exit(entry())
@@ -138,7 +151,25 @@ def _setup(args: argparse.Namespace) -> tuple[Release, Runner]:
         with_prometheus_url(config, args.prometheus_url)  # a bad URL is refused here, once
     release = _release(config, args.release)
     runner = Runner(config, output_dir=args.output_dir, prometheus_url=args.prometheus_url or "")
+    # Refused before any run starts, so a typo in a path changes nothing.
+    _writable(runner.output_folder(release), "--output-dir" if args.output_dir else "output_dir")
+    _writable(config.store_file.parent, "store_path" if config.store_path else "data_dir")
     return release, runner
+
+
+def _writable(folder: Path, where: str) -> None:
+    """`folder` exists (made if needed) and this user can create files in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".tars-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise TarsUserError(
+            f"cannot write to {folder} ({error.strerror or error})",
+            where=where,
+            remedy="point it at a folder this user can create and write",
+        ) from None
 
 
 # --- tars-ga-kpi -----------------------------------------------------------------------

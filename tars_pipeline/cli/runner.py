@@ -75,6 +75,53 @@ def _user_error_in(error: Any) -> str | None:
     return None
 
 
+# Errors of the filesystem a user fixes by pointing a setting elsewhere: exit 2, not 1.
+PATH_ERRORS = frozenset(
+    ("PermissionError", "NotADirectoryError", "IsADirectoryError", "FileExistsError",
+     "FileNotFoundError", "ReadOnlyFileSystemError")
+)  # fmt: skip
+
+
+def _root_cause(error: Any) -> Any:
+    """The innermost error of a failed step's chain: what went wrong, not "Error occurred
+    while executing op"."""
+    while error is not None:
+        inner = getattr(error, "cause", None) or getattr(error, "context", None)
+        if inner is None:
+            return error
+        error = inner
+    return None
+
+
+def _explain(error: Any, label: str, step: str, run_id: str) -> Exception:
+    """The exception a CLI shows for a failed step: the user error inside it (exit 2), a
+    path the user must change (exit 2), or the root cause (exit 1), never Dagster's
+    wrapper alone."""
+    message = _user_error_in(error)
+    if message:
+        return TarsUserError(message)
+    root = _root_cause(error)
+    name = getattr(root, "cls_name", None) or "error"
+    text = (getattr(root, "message", "") or "").strip().removeprefix(f"{name}: ")
+    if name in PATH_ERRORS or (name == "OSError" and "Read-only file system" in text):
+        return TarsUserError(
+            f"{label}: cannot write where the config or a flag points ({name}: {text})",
+            where="--output-dir / output_dir, data_dir or store_path",
+            remedy="point it at a folder this user can create and write, then run the "
+            "command again",
+        )
+    if "lock" in text.lower() and "duckdb" in name.lower() + text.lower():
+        return RunFailedError(
+            f"{label}: another process holds the DuckDB store ({text})\n"
+            "  -> wait for it (a run or an open session) to finish, or use the default "
+            "Parquet layout (store_layout: auto), whose readers never block writers"
+        )
+    return RunFailedError(
+        f"{label} failed in step {step}: {name}: {text or 'unknown error'}\n"
+        f"  run {run_id}: open it in the Dagster UI (make dev) for the logs"
+    )
+
+
 def job_for(asset_names: Sequence[str]) -> str:
     """The named job whose selection holds `asset_names`: GA day's assets with the baseline
     (two partitions definitions) run in the location's asset job."""
@@ -189,14 +236,7 @@ class Runner:
             for event in result.all_events:
                 if event.is_step_failure:
                     error = event.step_failure_data.error
-                    message = _user_error_in(error)
-                    if message:
-                        raise TarsUserError(message)
-                    raise RunFailedError(
-                        f"{label} failed in step {event.step_key}: "
-                        f"{error.message.strip() if error else 'unknown error'}\n"
-                        f"  run {result.run_id}: open it in the Dagster UI (make dev) for logs"
-                    )
+                    raise _explain(error, label, str(event.step_key), result.run_id)
             raise RunFailedError(f"{label} failed (run {result.run_id})")
         return result
 

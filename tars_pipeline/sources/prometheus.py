@@ -33,6 +33,7 @@ import datetime as dt
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,10 @@ def _resolve_ca_bundle(source: PrometheusSourceConfig, base_dir: Path | None) ->
     return ca_bundle
 
 
+class _BrokenBodyError(Exception):
+    """The server's answer ended before its body did."""
+
+
 class _CappedRetry(Retry):
     """urllib3's Retry, but a Retry-After header cannot stall a run for an hour."""
 
@@ -244,7 +249,8 @@ class PrometheusClient:
         self.sends: str | None = "bearer" if bearer_token else "basic" if username else None
         # What no message may quote: a server (or a proxy) that echoes the request back in
         # its error body would otherwise put the token on stderr and in the event log.
-        self._secrets = _secret_forms(bearer_token, username, password)
+        # Kept in a closure, not as an attribute: the client's repr and vars never hold one.
+        self._scrub = _scrubber(_secret_forms(bearer_token, username, password))
         ca_bundle = _resolve_ca_bundle(settings, base_dir)
         if settings.verify_tls and ca_bundle is not None and not ca_bundle.is_file():
             raise TarsUserError(
@@ -330,10 +336,30 @@ class PrometheusClient:
 
     def _call(self, request: Callable[[], Any], *, doing: str, kpi, query: str) -> Any:
         try:
-            return self._request(request, doing=doing, kpi=kpi, query=query)
+            return self._resumed(request, doing=doing, kpi=kpi, query=query)
         except TarsUserError as error:
-            error.args = tuple(scrub(str(arg), self._secrets) for arg in error.args)
+            error.args = tuple(self._scrub(str(arg)) for arg in error.args)
             raise
+
+    def _resumed(self, request: Callable[[], Any], *, doing: str, kpi, query: str) -> Any:
+        """`request`, again when the answer broke off mid-body (a Prometheus restarting,
+        a proxy cut): urllib3 retries a failed connection or status, but the body is read
+        after it has handed the response over, so that break is retried here, with the
+        same budget and backoff."""
+        for attempt in range(self.settings.retries + 1):
+            try:
+                return self._request(request, doing=doing, kpi=kpi, query=query)
+            except _BrokenBodyError:
+                if attempt == self.settings.retries:
+                    raise TarsUserError(
+                        f"the answer from {self.url} broke off mid-response while {doing} "
+                        f"({self._attempts()})",
+                        where="source.retries",
+                        remedy="the server restarted or a proxy cut the connection: retry "
+                        "later, or allow more retries",
+                    ) from None
+                time.sleep(self.settings.retry_backoff_seconds * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _request(self, request: Callable[[], Any], *, doing: str, kpi, query: str) -> Any:
         self._last_response = None
@@ -348,7 +374,11 @@ class PrometheusClient:
                 remedy="use the base URL of the query API, e.g. http://prometheus:9090 "
                 "(Mimir and some proxies serve it under a path such as /prometheus)",
             ) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise _BrokenBodyError from None
         except requests.exceptions.RequestException as error:
+            if any(type(item).__name__ == "IncompleteRead" for item in _exception_chain(error)):
+                raise _BrokenBodyError from None
             raise self._transport_error(error, doing) from None
         except (KeyError, TypeError) as error:
             raise TarsUserError(
@@ -472,6 +502,10 @@ class PrometheusClient:
             f"request to {self.url} failed while {doing}: {innermost}",
             where=URL_SETTING,
         )
+
+
+def _scrubber(secrets: tuple[str, ...]) -> Callable[[str], str]:
+    return lambda text: scrub(text, secrets)
 
 
 def _secret_forms(

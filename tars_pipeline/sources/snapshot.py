@@ -76,13 +76,15 @@ class SnapshotSource:
                 "snapshot again at the configured step",
             )
         folder = self.release_dir(release)
-        files = sorted(folder.glob("*.parquet"))
+        files = _files_for(sorted(folder.glob("*.parquet")), start, end)
         services = list(release.services or manifest.get("services", []))
         kpi_names = [kpi.name for kpi in kpis]
         samples = empty_samples()
         if files:
-            try:
-                with duckdb.connect() as conn:
+            with duckdb.connect() as conn:
+                for path in files:
+                    _check_file(conn, path)
+                try:
                     samples = conn.execute(
                         "SELECT service, kpi, ts, value FROM read_parquet(?) "
                         "WHERE ts >= ? AND ts < ? AND list_contains(?, kpi) "
@@ -90,12 +92,13 @@ class SnapshotSource:
                         "ORDER BY service, kpi, ts",
                         [[str(f) for f in files], start, end, kpi_names, services, services],
                     ).df()
-            except duckdb.Error as error:
-                raise TarsUserError(
-                    f"cannot read snapshot files: {error}",
-                    where=str(folder),
-                    remedy="each file needs columns service, kpi, ts, value",
-                ) from None
+                except duckdb.Error as error:
+                    raise TarsUserError(
+                        f"cannot read snapshot files: {error}",
+                        where=str(folder),
+                        remedy="each file needs columns service, kpi, ts, value",
+                    ) from None
+        _refuse_duplicates(samples, folder)
         if len(samples):
             samples["ts"] = pd.to_datetime(samples["ts"], utc=True)
             finite = np.isfinite(samples["value"].to_numpy(dtype="float64", na_value=np.nan))
@@ -104,3 +107,91 @@ class SnapshotSource:
             services = sorted(samples["service"].unique()) if len(samples) else []
         expected = expected_points(start, end, step_seconds)
         return DayFetch(samples=samples, coverage=coverage_of(samples, services, kpis, expected))
+
+
+REQUIRED_COLUMNS = {"service": "VARCHAR", "kpi": "VARCHAR", "ts": "TIMESTAMP WITH TIME ZONE"}
+
+
+def _files_for(files: list[Path], start: dt.datetime, end: dt.datetime) -> list[Path]:
+    """The files that can hold samples of [start, end): a file named by its date
+    (YYYY-MM-DD.parquet, the exporter's and the generator's layout) only when that date is
+    within a day of the window, so one bad file fails its own days, not the whole week;
+    every other file always."""
+    first, last = start.date() - dt.timedelta(days=1), end.date() + dt.timedelta(days=1)
+    chosen = []
+    for path in files:
+        try:
+            named = dt.date.fromisoformat(path.stem)
+        except ValueError:
+            chosen.append(path)
+            continue
+        if first <= named <= last:
+            chosen.append(path)
+    return chosen
+
+
+def _check_file(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A file that is Parquet, with the snapshot's columns and a zoned `ts`, or a clear
+    error naming it: a naive `ts` would be read as UTC and shift every sample by the
+    writer's offset."""
+    try:
+        described = conn.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    except duckdb.Error as error:
+        raise TarsUserError(
+            f"cannot read {path.name} as Parquet ({str(error).splitlines()[0]})",
+            where=str(path),
+            remedy="the file is truncated or not Parquet: export that day again "
+            "(tars-snapshot --day N) or remove the file",
+        ) from None
+    types = {str(row[0]): str(row[1]) for row in described}
+    missing = [name for name in (*REQUIRED_COLUMNS, "value") if name not in types]
+    if missing:
+        raise TarsUserError(
+            f"{path.name} has no column(s) {missing} (it has {sorted(types)})",
+            where=str(path),
+            remedy="each file needs columns service, kpi, ts (with time zone), value",
+        )
+    if not _numeric(types["value"]):
+        raise TarsUserError(
+            f"{path.name}: column value is {types['value']}, not a number",
+            where=str(path),
+            remedy="write value as a float (DOUBLE) column",
+        )
+    if types["ts"] != REQUIRED_COLUMNS["ts"]:
+        raise TarsUserError(
+            f"{path.name}: column ts is {types['ts']}, without a time zone, so its local "
+            "times cannot be placed on the release's days",
+            where=str(path),
+            remedy="write ts as a zoned timestamp in UTC (pandas: pd.to_datetime(..., "
+            "utc=True); DuckDB: TIMESTAMPTZ)",
+        )
+
+
+NUMERIC_TYPES = frozenset(
+    ("DOUBLE", "FLOAT", "REAL", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT",
+     "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
+)  # fmt: skip
+
+
+def _numeric(sql_type: str) -> bool:
+    return sql_type in NUMERIC_TYPES or sql_type.startswith("DECIMAL")
+
+
+def _refuse_duplicates(samples: pd.DataFrame, folder: Path) -> None:
+    """Two values at one (service, KPI, timestamp) have no one meaning: refused, naming
+    the first, rather than both counted (a doubled error sample is a false SLO breach)."""
+    if samples.empty:
+        return
+    doubled = samples.duplicated(["service", "kpi", "ts"], keep=False)
+    if not doubled.any():
+        return
+    first = samples[doubled].iloc[0]
+    count = int(samples[doubled].duplicated(["service", "kpi", "ts"]).sum())
+    raise TarsUserError(
+        f"{count} duplicate sample(s): more than one value for the same service, KPI and "
+        f"timestamp, the first {first['service']} / {first['kpi']} at "
+        f"{pd.Timestamp(first['ts']).isoformat()}",
+        where=str(folder),
+        remedy="keep one row per (service, kpi, ts): a file exported twice, or two files "
+        "covering the same hours, does this",
+    )

@@ -30,6 +30,7 @@ class Answer:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    broken_off: bool = False  # announce the whole body, send half of it, hang up
 
 
 @dataclass
@@ -97,6 +98,11 @@ class FakePrometheus:
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
+                    if answer.broken_off:
+                        self.wfile.write(payload[: len(payload) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)

@@ -166,3 +166,24 @@ def test_services_are_discovered_when_the_release_lists_none(fake: FakePrometheu
     assert label_call.path == "/api/v1/label/service/values"
     assert label_call.query["match[]"] == "http_requests_total"
     assert sorted({c.service for c in fetch.coverage}) == ["api-gateway", "search"]
+
+
+MATRIX = {"status": "success", "data": {"resultType": "matrix", "result": [], "pad": "x" * 4096}}
+
+
+def test_an_answer_broken_off_mid_body_is_fetched_again(fake: FakePrometheus) -> None:
+    """A Prometheus restarting mid-response (IncompleteRead): urllib3 has handed over the
+    response by then, so TARS retries it itself."""
+    fake.script(Answer(200, MATRIX, broken_off=True))
+    fetch = _fetch(fake)
+    assert len(_queries(fake)) == 2
+    assert len(fetch.samples) == 60 and not fetch.missing
+
+
+def test_answers_that_keep_breaking_off_say_so_after_the_retries(fake: FakePrometheus) -> None:
+    fake.script(*[Answer(200, MATRIX, broken_off=True)] * 3)
+    with pytest.raises(TarsUserError) as failure:
+        _fetch(fake)
+    assert "broke off mid-response" in str(failure.value)
+    assert "source.retries" in str(failure.value) and "3 attempts" in str(failure.value)
+    assert len(_queries(fake)) == 3

@@ -96,11 +96,11 @@ run_coordinator:
 class DagsterUI:
     """dagster-webserver and dagster-daemon on loopback, on a fresh DAGSTER_HOME."""
 
-    def __init__(self, folder: Path, config: Path):
+    def __init__(self, folder: Path, config: Path, extra_settings: str = ""):
         self.port = _free_port()
         self.home = folder / "dagster_home"
         self.home.mkdir()
-        settings = PACKAGED_INSTANCE_CONFIG.read_text(encoding="utf-8")
+        settings = PACKAGED_INSTANCE_CONFIG.read_text(encoding="utf-8") + extra_settings
         (self.home / "dagster.yaml").write_text(settings + FAST_QUEUE, encoding="utf-8")
         self.log = folder / "dagster-ui.log"
         self.env = {**os.environ, "DAGSTER_HOME": str(self.home), "TARS_CONFIG": str(config)}
@@ -146,6 +146,29 @@ class DagsterUI:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
 
+    def launch_backfill(self, params: dict) -> str:
+        """A backfill through GraphQL, as the UI's "Materialize all" launches one; retried
+        while the code location is still loading."""
+        deadline = time.monotonic() + 90
+        while True:
+            launched = _graphql(self.port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+            if launched["__typename"] == "LaunchBackfillSuccess" or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        return launched["backfillId"]
+
+    def wait_for_backfill(self, backfill_id: str, timeout: float = 480) -> str | None:
+        """The backfill's final status (None if it did not finish within `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = _graphql(self.port, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+            if status.get("status") in {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED",
+                                        "FAILED", "CANCELED"}:  # fmt: skip
+                return status["status"]
+            time.sleep(2)
+        return None
+
     def wait_for_run(self, run_id: str, timeout: float = 180) -> dg.DagsterRunStatus:
         deadline = time.monotonic() + timeout
         with dg.DagsterInstance.from_config(str(self.home)) as instance:
@@ -182,24 +205,9 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dagst
 def test_materialize_all_from_the_ui_completes_without_lock_failures(dagster_ui) -> None:
     server, folder = dagster_ui
     params = {"assetSelection": [{"path": [name]} for name in ASSETS], "allPartitions": True}
-    deadline = time.monotonic() + 90
-    while True:  # the code location may still be loading
-        launched = _graphql(server.port, LAUNCH, {"params": params})["launchPartitionBackfill"]
-        if launched["__typename"] == "LaunchBackfillSuccess" or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
-
-    status = None
-    deadline = time.monotonic() + 480
-    while time.monotonic() < deadline:
-        status = _graphql(server.port, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        if status.get("status") in {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED"}:
-            break
-        time.sleep(3)
+    status = server.wait_for_backfill(server.launch_backfill(params))
     log_tail = server.log.read_text()[-4000:]
-    assert status and status.get("status") in {"COMPLETED", "COMPLETED_SUCCESS"}, (status, log_tail)
+    assert status in {"COMPLETED", "COMPLETED_SUCCESS"}, (status, log_tail)
 
     with dg.DagsterInstance.from_config(str(server.home)) as instance:
         runs = instance.get_run_records()

@@ -10,9 +10,9 @@ newest block sets the retention horizon, and a week in the future is not what a 
 has). It moves by whole weeks to a week where the clocks change on the same day (Day 5):
 any other shift would change the 23-hour day and so every Day 5..7 window in New York time.
 
-Without the binaries the tests that need the server skip with a one-line reason, except in
-CI (CI=true), where a missing Prometheus fails the suite: .ci/setup.d/10-prometheus.sh is
-meant to have installed it.
+Without the binaries the tests that need the server skip with a one-line reason, except
+with TARS_REQUIRE_SERVERS=1 (.ci/run sets it), where a missing Prometheus fails the suite:
+.ci/setup.d/10-prometheus.sh is meant to have installed it (servers.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -37,6 +36,7 @@ import pytest
 
 from tars_pipeline.config import Release
 from tars_pipeline_tests.conftest import REPO
+from tars_pipeline_tests.servers import unavailable
 
 GENERATOR = REPO / "test_data" / "generate.py"
 BUNDLED_GA = dt.date(2026, 3, 3)  # Tuesday; US DST starts on Day 5, Sunday 2026-03-08
@@ -61,10 +61,6 @@ def _no_prometheus_credentials_from_the_shell(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.delenv(name, raising=False)
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 def require_binaries() -> tuple[str, str]:
     """Paths of prometheus and promtool; skip (or fail in CI) when they are missing."""
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
@@ -74,10 +70,7 @@ def require_binaries() -> tuple[str, str]:
         "prometheus/promtool not installed (apt-get install --no-install-recommends "
         "prometheus, or .ci/setup.d/10-prometheus.sh)"
     )
-    if in_ci():
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
-    raise AssertionError("unreachable")  # pytest.skip raises
+    unavailable(reason)
 
 
 def load_generator() -> ModuleType:

@@ -10,7 +10,6 @@ In CI (`CI=true`) a missing Chromium fails the test; elsewhere it is skipped.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from tars_pipeline.reporting.html import render_html
 from tars_pipeline.reporting.retrospective import SECTIONS
 from tars_pipeline_tests.conftest import DemoWeek
 from tars_pipeline_tests.reporting.test_html import hostile
+from tars_pipeline_tests.servers import unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -73,10 +73,7 @@ def chromium() -> str:
         binary = "/usr/bin/chromium"
     if binary is not None:
         return binary
-    reason = "chromium is not installed (bash .ci/setup.d/20-chromium.sh installs it)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    unavailable("chromium is not installed (bash .ci/setup.d/20-chromium.sh installs it)")
 
 
 def run_chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,7 @@ from dagster._core.remote_origin import (
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_duckdb import DuckDBResource
 
+from tars_pipeline.cli.hygiene import process_tags, reap_dead_runs
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import RunFailedError, TarsUserError
 from tars_pipeline.partitions import release_day_key, release_day_partitions
@@ -190,6 +191,8 @@ class Runner:
         self.instance = instance
         self.progress = progress or Progress()
         register_releases(instance, [release.name for release in config.releases])
+        # Runs an earlier command left STARTED when its process was killed (hygiene.py).
+        reap_dead_runs(instance, lambda line: print(line, file=sys.stderr))
 
     @property
     def store(self) -> DuckDBResource | ParquetLocation:
@@ -222,6 +225,7 @@ class Runner:
             run_config={**quiet, "resources": self.resource_config, **(run_config or {})},
             tags={
                 "tars/source": "cli",
+                **process_tags(),  # which process runs it: found if that process dies
                 # On a terminal, the Prometheus source adds one line per KPI fetch. The
                 # step's stderr is captured by Dagster, so the step cannot ask isatty().
                 **({PROGRESS_TAG: "terminal"} if self.progress.enabled else {}),

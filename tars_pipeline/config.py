@@ -636,6 +636,19 @@ class TarsConfig(_Model):
         "auto: parquet, unless store_path already holds a DuckDB-layout store (an earlier "
         "TARS's), which keeps working until `tars-store migrate` moves it.",
     )
+    store_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="Keep the Parquet store in object storage instead of <data_dir>/store: "
+        "s3://bucket/prefix (S3 or an S3-compatible server; credentials from the AWS_* "
+        "variables or the pod's role). The catalog stays at store_path.",
+    )
+    store_endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="The S3 API to use for store_url (MinIO, Ceph, R2, a VPC endpoint); "
+        "default AWS (or $AWS_ENDPOINT_URL).",
+    )
     step_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     source: Annotated[SnapshotSourceConfig | PrometheusSourceConfig, Field(discriminator="type")]
     releases: tuple[Release, ...]
@@ -649,6 +662,11 @@ class TarsConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> TarsConfig:
+        if self.store_url and self.store_layout == "duckdb":
+            raise ValueError(
+                "store_url: object storage holds the Parquet layout only; remove "
+                "store_layout: duckdb (or store_url)"
+            )
         names = [release.name for release in self.releases]
         if not names:
             raise ValueError("releases: list at least one release")
@@ -681,8 +699,13 @@ class TarsConfig(_Model):
 
     @property
     def store_root(self) -> Path:
-        """The Parquet layout's folder (`store_layout: parquet`)."""
+        """The Parquet layout's local folder (`store_layout: parquet`, no store_url)."""
         return self.data_dir / "store"
+
+    @property
+    def store_uri(self) -> str:
+        """Where the Parquet layout's files are: store_url, else the local folder."""
+        return self.store_url.rstrip("/") if self.store_url else str(self.store_root)
 
     @property
     def max_window_days(self) -> int:

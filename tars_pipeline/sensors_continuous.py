@@ -107,7 +107,7 @@ def stored_ga_day(config: TarsConfig, release: Release) -> pd.DataFrame | None:
     location = store_location(config)
     if isinstance(location, ParquetLocation):
         try:
-            with ParquetStore(location.root) as store:
+            with ParquetStore(location.root, endpoint_url=location.endpoint_url) as store:
                 return store.read_table("samples", release.name, [0])
         except (duckdb.Error, OSError, StoreVersionError):
             return None

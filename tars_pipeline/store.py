@@ -36,10 +36,12 @@ Store: TypeAlias = "duckdb.DuckDBPyConnection | ParquetStore"
 
 @dataclass(frozen=True)
 class ParquetLocation:
-    """Where a `store_layout: parquet` store lives: its folder and its catalog file."""
+    """Where a `store_layout: parquet` store lives: its folder (or s3:// prefix), its
+    catalog file, and the S3 endpoint for an s3:// root."""
 
-    root: Path
+    root: Path | str
     catalog: Path
+    endpoint_url: str | None = None
 
 
 def is_parquet_catalog(path: Path) -> bool:
@@ -59,6 +61,8 @@ def store_layout(config: TarsConfig) -> str:
     already holds a DuckDB-layout store (which keeps working until `tars-store migrate`)."""
     if config.store_layout != "auto":
         return config.store_layout
+    if config.store_url:
+        return "parquet"
     from tars_pipeline.store_parquet import META_FILE
 
     if (config.store_root / META_FILE).exists() or not config.store_file.exists():
@@ -70,7 +74,8 @@ def store_location(config: TarsConfig, database: str = "") -> DuckDBResource | P
     """Where `config`'s runs keep their tables: a DuckDB file (`database` overrides the
     config's), or the Parquet folder and its catalog."""
     if not database and store_layout(config) == "parquet":
-        return ParquetLocation(config.store_root, config.store_file)
+        root = config.store_url.rstrip("/") if config.store_url else config.store_root
+        return ParquetLocation(root, config.store_file, config.store_endpoint_url)
     return DuckDBResource(database=database or str(config.store_file))
 
 
@@ -177,7 +182,7 @@ def open_store(resource: DuckDBResource | ParquetLocation) -> Iterator[Store]:
     if isinstance(resource, ParquetLocation):
         from tars_pipeline.store_parquet import ParquetStore
 
-        with ParquetStore(resource.root) as store:
+        with ParquetStore(resource.root, endpoint_url=resource.endpoint_url) as store:
             yield store
             store.refresh_catalog(resource.catalog)  # not after a failure: nothing changed
         return

@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +39,7 @@ import duckdb
 import pandas as pd
 
 from tars_pipeline.store import COLUMN_TYPES, SCHEMA_VERSION, TABLES, _column_names
+from tars_pipeline.store_files import S3Files, files_for, is_remote
 
 META_FILE = "_tars_store.json"
 PART = "part.parquet"
@@ -61,26 +61,6 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-@contextlib.contextmanager
-def _pinned(files: list[Path]) -> Iterator[list[str]]:
-    """Paths that keep naming the files as they are now while a writer renames new ones
-    over them: DuckDB opens a file more than once in a read, and each open must find the
-    same file. On Linux an open descriptor's /proc/self/fd path does (the test of a reader
-    racing 30 replaces fails without it); elsewhere the path itself, where a read racing a
-    replace may fail."""
-    if not Path("/proc/self/fd").is_dir():
-        yield [str(path) for path in files]
-        return
-    descriptors: list[int] = []
-    try:
-        for path in files:
-            descriptors.append(os.open(path, os.O_RDONLY))
-        yield [f"/proc/self/fd/{fd}" for fd in descriptors]
-    finally:
-        for fd in descriptors:
-            os.close(fd)
-
-
 class StoreVersionError(RuntimeError):
     """The folder holds a store of another schema version."""
 
@@ -88,8 +68,9 @@ class StoreVersionError(RuntimeError):
 class ParquetStore:
     """A store folder of Parquet partitions (module docstring)."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, *, endpoint_url: str | None = None) -> None:
+        self.root = root if is_remote(root) else Path(root)
+        self._files = files_for(root, endpoint_url)
         self._conn = duckdb.connect(":memory:")
         self._conn.execute("SET TimeZone = 'UTC'")
         # A file replaced within the same second keeps its path and mtime: caches keyed by
@@ -102,9 +83,9 @@ class ParquetStore:
     # ------------------------------------------------------------------ layout
 
     def _check_version(self) -> None:
-        meta = self.root / META_FILE
-        if meta.exists():
-            found = json.loads(meta.read_text(encoding="utf-8")).get("schema_version")
+        meta = self._files.join(META_FILE)
+        if self._files.exists(meta):
+            found = json.loads(self._files.read_text(meta)).get("schema_version")
             if found != SCHEMA_VERSION:
                 raise StoreVersionError(
                     f"store {self.root} has schema version {found}, this TARS writes "
@@ -112,45 +93,33 @@ class ParquetStore:
                 )
 
     def _ensure_meta(self) -> None:
-        meta = self.root / META_FILE
-        if meta.exists():
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._atomic_text(meta, json.dumps({"schema_version": SCHEMA_VERSION}))
+        meta = self._files.join(META_FILE)
+        if not self._files.exists(meta):
+            self._files.write_text(meta, json.dumps({"schema_version": SCHEMA_VERSION}))
 
-    def partition_path(self, table: str, release: str, day: int) -> Path:
+    def partition_path(self, table: str, release: str, day: int) -> str:
         if table not in TABLES or table == "documents":
             raise KeyError(table)
-        return self.root / table / f"release={quote(release, safe='')}" / f"day={int(day)}" / PART
-
-    def document_path(self, release: str, kind: str) -> Path:
-        return (
-            self.root
-            / "documents"
-            / f"release={quote(release, safe='')}"
-            / f"kind={quote(kind, safe='')}"
-            / PART
+        return self._files.join(
+            table, f"release={quote(release, safe='')}", f"day={int(day)}", PART
         )
 
-    def _release_files(self, table: str, release: str) -> list[Path]:
-        folder = self.root / table / f"release={quote(release, safe='')}"
-        if not folder.is_dir():
-            return []
-        return sorted(folder.glob(f"*/{PART}"))
+    def document_path(self, release: str, kind: str) -> str:
+        return self._files.join(
+            "documents", f"release={quote(release, safe='')}", f"kind={quote(kind, safe='')}", PART
+        )
+
+    def _release_files(self, table: str, release: str) -> list[str]:
+        folder = self._files.join(table, f"release={quote(release, safe='')}")
+        return self._files.files(folder, f"*/{PART}")
 
     # ------------------------------------------------------------------ writing
 
-    @staticmethod
-    def _atomic_text(path: Path, text: str) -> None:
-        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        aside.write_text(text, encoding="utf-8")
-        aside.replace(path)
-
-    def _write(self, path: Path, table: str, frame: pd.DataFrame) -> None:
-        """`frame` (the table's columns) as `path`, written aside and renamed over it."""
+    def _write(self, location: str, table: str, frame: pd.DataFrame) -> None:
+        """`frame` (the table's columns) as the file at `location`: written aside, then
+        published whole (a rename, or one PUT)."""
         columns = _column_names(table)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        aside = path.with_name(f".part-{uuid.uuid4().hex}.tmp")
+        aside = self._files.scratch(location)
         select = ", ".join(
             f"CAST({_quoted(name)} AS {_sql_type(name)}) AS {_quoted(name)}" for name in columns
         )
@@ -160,11 +129,10 @@ class ParquetStore:
             self._conn.execute(
                 f"COPY (SELECT {select} FROM incoming) TO {_literal(str(aside))} (FORMAT parquet)"
             )
-            aside.replace(path)
+            self._files.publish(aside, location)
         finally:
             self._conn.unregister("incoming")
-            if aside.exists():
-                aside.unlink()
+            aside.unlink(missing_ok=True)
 
     def replace_partition(
         self, release: str, day: int, frames: Mapping[str, pd.DataFrame]
@@ -192,12 +160,12 @@ class ParquetStore:
 
     # ------------------------------------------------------------------ reading
 
-    def _read(self, table: str, files: list[Path]) -> pd.DataFrame:
+    def _read(self, table: str, files: list[str]) -> pd.DataFrame:
         columns = _column_names(table)
         if not files:
             return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
         select = ", ".join(_quoted(name) for name in columns)
-        with _pinned(files) as paths:
+        with self._files.readable(files) as paths:
             listing = "[" + ", ".join(_literal(path) for path in paths) + "]"
             # One file per (table, release, day): day, then the row's place in its file, is
             # the order it was written in (sums over it come out to the last bit).
@@ -214,15 +182,16 @@ class ParquetStore:
         if days is None:
             files = self._release_files(table, release)
         else:
-            files = [self.partition_path(table, release, day) for day in sorted(set(days))]
-            files = [path for path in files if path.exists()]
+            wanted = [self.partition_path(table, release, day) for day in sorted(set(days))]
+            present = set(self._release_files(table, release))
+            files = [location for location in wanted if location in present]
         return self._read(table, files)
 
     def read_document(self, release: str, kind: str) -> Any | None:
-        path = self.document_path(release, kind)
-        if not path.exists():
+        location = self.document_path(release, kind)
+        if not self._files.exists(location):
             return None
-        frame = self._read("documents", [path])
+        frame = self._read("documents", [location])
         return json.loads(frame.loc[0, "body"]) if len(frame) else None
 
     def days_present(self, table: str, release: str) -> list[int]:
@@ -237,9 +206,7 @@ class ParquetStore:
 
     def _filled_tables(self) -> list[str]:
         return [
-            table
-            for table in TABLES
-            if (self.root / table).is_dir() and any((self.root / table).glob(f"*/*/{PART}"))
+            table for table in TABLES if self._files.files(self._files.join(table), f"*/*/{PART}")
         ]
 
     def refresh_catalog(self, path: str | Path) -> bool:
@@ -272,10 +239,14 @@ class ParquetStore:
         aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         filled = self._filled_tables()
         with duckdb.connect(str(aside)) as conn:
+            if isinstance(self._files, S3Files):
+                # The views bind their files' schema now: through s3fs, as TARS reads them.
+                # An analyst opening the catalog needs S3 access too (DuckDB's httpfs).
+                conn.register_filesystem(self._files.fs)
             for table in TABLES:
                 columns = _column_names(table)
                 select = ", ".join(_quoted(name) for name in columns)
-                pattern = self.root / table / "*" / "*" / PART
+                pattern = self._files.join(table, "*", "*", PART)
                 if table in filled:
                     source = (
                         f"read_parquet({_literal(str(pattern))}, union_by_name = true, "
@@ -300,6 +271,8 @@ class ParquetStore:
 
     def close(self) -> None:
         self._conn.close()
+        if isinstance(self._files, S3Files):
+            self._files.close()
 
     def __enter__(self) -> ParquetStore:
         return self

@@ -145,3 +145,65 @@ def _create_database(server: Postgres) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {server.database}")
     connection.close()
+
+
+# --- An S3-compatible server -----------------------------------------------------------------
+# moto's server (PyPI `moto[server]`) is an EMULATOR of the S3 API, not S3: it serves the
+# real protocol (signed requests, PUT/GET/LIST, multipart) over loopback, which is what the
+# store's code talks to, but it is not AWS's consistency or latency.
+
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "tars-test-key",
+    "AWS_SECRET_ACCESS_KEY": "tars-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+
+    def create_bucket(self, name: str) -> str:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.endpoint_url, **_boto_credentials())
+        client.create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    }
+
+
+@contextmanager
+def s3_server(log: Path) -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port, for as long as the block runs."""
+    import sys
+
+    binary = Path(sys.executable).parent / "moto_server"
+    if not binary.exists():
+        unavailable("moto_server is not installed (pip install 'moto[server]': make install)")
+    port = free_port()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=output, stderr=output
+        )
+    server = S3Server(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert process.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

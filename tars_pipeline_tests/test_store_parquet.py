@@ -59,7 +59,7 @@ def test_a_failed_write_leaves_the_previous_rows_and_no_stray_file(tmp_path: Pat
         with pytest.raises(KeyError):
             store.replace_partition("v1", 1, {"samples": broken})
         assert len(store.read_table("samples", "v1", [1])) == 5
-        folder = store.partition_path("samples", "v1", 1).parent
+        folder = Path(store.partition_path("samples", "v1", 1)).parent
         assert sorted(p.name for p in folder.iterdir()) == ["part.parquet"]
 
 

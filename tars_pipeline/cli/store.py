@@ -26,6 +26,7 @@ from tars_pipeline import VERSION_LINE
 from tars_pipeline.config import CONFIG_ENV_VAR, load_config
 from tars_pipeline.errors import TarsUserError, exit_status
 from tars_pipeline.store import SCHEMA_VERSION, TABLES, read_table
+from tars_pipeline.store_files import files_for
 from tars_pipeline.store_parquet import META_FILE, ParquetStore
 
 BACKUP_SUFFIX = ".pre-parquet"
@@ -83,7 +84,8 @@ def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
             where="--from" if source else "store_path",
             remedy="run the week once, or pass --from FILE",
         )
-    root = config.store_root
+    root = config.store_uri
+    endpoint = config.store_endpoint_url
     catalog = config.store_file
     if path.resolve() != catalog.resolve() and catalog.exists():
         raise TarsUserError(
@@ -91,10 +93,10 @@ def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
             where="store_path",
             remedy="point store_path at a new file for the catalog, or migrate that file",
         )
-    if (root / META_FILE).exists():
+    if files_for(root, endpoint).exists(files_for(root, endpoint).join(META_FILE)):
         raise TarsUserError(
             f"{root} already holds a Parquet store",
-            where="data_dir",
+            where="store_url" if config.store_url else "data_dir",
             remedy="move it aside first; the migration never merges into a store",
         )
     with duckdb.connect(str(path), read_only=True) as conn:
@@ -108,7 +110,7 @@ def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
         releases = _releases(conn)
         counts = {table: 0 for table in TABLES}
         partitions = 0
-        store = None if dry_run else ParquetStore(root)
+        store = None if dry_run else ParquetStore(root, endpoint_url=endpoint)
         try:
             for release in releases:
                 by_day: dict[int, dict] = {}
@@ -145,7 +147,7 @@ def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
     if path.resolve() == catalog.resolve():
         kept = path.with_name(path.name + BACKUP_SUFFIX)
         path.replace(kept)
-    with ParquetStore(root) as store:
+    with ParquetStore(root, endpoint_url=endpoint) as store:
         store.write_catalog(catalog)
     print(f"  the DuckDB file is kept as {kept}; {catalog} is now the catalog")
     if config.store_layout == "duckdb":

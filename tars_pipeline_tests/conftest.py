@@ -103,3 +103,22 @@ def demo_week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWeek]:
     with week_runner(folder, config) as (runner, instance):
         run_the_week(runner)
         yield DemoWeek(folder, config, runner, instance)
+
+
+# The longest files first: with `--dist loadfile`, xdist hands whole files to the workers in
+# collection order, so a long file collected last leaves the other worker idle at the end.
+SLOWEST_FIRST = (
+    "test_parallel_backfill.py",
+    "test_ui.py",
+    "realistic/",
+    "test_store_s3.py",
+    "prometheus/",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((i for i, name in enumerate(SLOWEST_FIRST) if name in path), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the order within a file is kept

@@ -34,7 +34,7 @@ from tars_pipeline_tests.test_ui import ASSETS, DagsterUI
 pytestmark = pytest.mark.slow
 
 NAMES = ("v1.0.1", "v1.1.0", "v2.0.0")
-WINDOW_DAYS = 3
+WINDOW_DAYS = 2
 
 
 def _snapshot(root: Path) -> Path:

@@ -259,3 +259,26 @@ def instance_run_job(server: DagsterUI, run_id: str) -> str:
         assert run is not None and run.remote_job_origin is not None
         assert run.remote_job_origin.location_name == "tars"
         return run.job_name
+
+
+# --- The UI itself, in a real headless Chromium ------------------------------------------------
+
+UI_PAGES = {
+    # The asset graph of the code location: every TARS asset is drawn.
+    "/asset-groups/post_ga": ASSETS,
+    # The partitions of the day-level summary: the release's row and its day columns.
+    "/assets/daily_summary?view=partitions": ["day_00", "day_01", DEMO_RELEASE],
+}
+
+
+@pytest.mark.parametrize("page", list(UI_PAGES))
+def test_the_ui_draws_the_asset_graph_and_the_partitions(dagster_ui, page: str, tmp_path) -> None:
+    """The Dagster UI is a JavaScript application: Chromium loads it from the webserver,
+    runs it for up to 30 s of virtual time, and the rendered DOM must name what the page
+    is for (no console is scraped; the names come from the GraphQL answers it drew)."""
+    from tars_pipeline_tests.reporting.test_browser import chromium_dom
+
+    server, _folder = dagster_ui
+    dom = chromium_dom(tmp_path / "profile", f"http://127.0.0.1:{server.port}{page}")
+    missing = [name for name in UI_PAGES[page] if name not in dom]
+    assert not missing, (missing, dom[-2000:])

@@ -89,6 +89,18 @@ def run_chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def chromium_dom(profile: Path, url: str, budget_ms: int = 30_000) -> str:
+    """The DOM of `url` after its scripts ran for `budget_ms` of virtual time, retried
+    while a JavaScript application is still drawing its first screen."""
+    dom = ""
+    for _attempt in range(3):
+        result = run_chromium(profile, f"--virtual-time-budget={budget_ms}", "--dump-dom", url)
+        dom = result.stdout
+        if len(dom) > 2000:
+            break
+    return dom
+
+
 def console_messages(stderr: str) -> list[str]:
     return [match.group(1) for match in map(CONSOLE.search, stderr.splitlines()) if match]
 

@@ -109,6 +109,7 @@ def demo_week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWeek]:
 # collection order, so a long file collected last leaves the other worker idle at the end.
 SLOWEST_FIRST = (
     "test_parallel_backfill.py",
+    "test_schedules_daemon.py",
     "test_ui.py",
     "realistic/",
     "test_store_s3.py",

@@ -113,17 +113,45 @@ def traffic_counts_from_frames(
     is not the same as 0 requests); pass that None on to `compare_samples` as it is."""
     if throughput is None or values is None or throughput.empty or values.empty:
         return None
-    left = throughput[["ts", "value"]].drop_duplicates("ts")
-    right = values[["ts", "value"]].drop_duplicates("ts")
-    paired = left.merge(right, on="ts", suffixes=("_rps", "_kpi"))
-    if paired.empty:
+    paired = _paired_on_ts(throughput, values)
+    if paired is None:
         return None
-    return traffic_counts(
-        paired["value_rps"].to_numpy(dtype="float64"),
-        paired["value_kpi"].to_numpy(dtype="float64"),
-        step_seconds,
-        share,
-    )
+    return traffic_counts(*paired, step_seconds, share)
+
+
+def _ts_codes(frame: pd.DataFrame) -> np.ndarray | None:
+    """`ts` as int64 nanoseconds, or None when it is not a datetime column."""
+    ts = frame["ts"]
+    if not pd.api.types.is_datetime64_any_dtype(ts.dtype):
+        return None
+    return np.asarray(ts.dt.as_unit("ns").array.asi8)
+
+
+def _paired_on_ts(
+    left: pd.DataFrame, right: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two frames' values on the timestamps both have, in `left`'s order, the first
+    sample of a repeated timestamp kept on each side (an inner merge on de-duplicated `ts`,
+    done on integer codes: this runs once per service, KPI and day)."""
+    left_ts, right_ts = _ts_codes(left), _ts_codes(right)
+    if left_ts is None or right_ts is None:
+        a = left[["ts", "value"]].drop_duplicates("ts")
+        b = right[["ts", "value"]].drop_duplicates("ts")
+        paired = a.merge(b, on="ts", suffixes=("_rps", "_kpi"))
+        if paired.empty:
+            return None
+        return paired["value_rps"].to_numpy("float64"), paired["value_kpi"].to_numpy("float64")
+    _, left_first = np.unique(left_ts, return_index=True)
+    left_rows = np.sort(left_first)
+    right_unique, right_first = np.unique(right_ts, return_index=True)
+    wanted = left_ts[left_rows]
+    at = np.minimum(np.searchsorted(right_unique, wanted), len(right_unique) - 1)
+    found = right_unique[at] == wanted
+    if not found.any():
+        return None
+    left_values = left["value"].to_numpy("float64")[left_rows[found]]
+    right_values = right["value"].to_numpy("float64")[right_first[at[found]]]
+    return left_values, right_values
 
 
 def has_enough_traffic(requests: float, min_requests: float = DEFAULT_MIN_REQUESTS) -> bool:

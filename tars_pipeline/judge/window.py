@@ -39,13 +39,17 @@ def slo_summaries(
     """
     kpis = config.kpis_by_name
     analysed_days = max(int(slo_daily["day"].nunique()), 1) if len(slo_daily) else 1
+    slo_kpis = sorted({slo.kpi for slo in config.slos})
+    # Grouped once: each (service, KPI)'s samples and daily means, not filtered per SLO.
+    samples_of = _groups(day_samples[day_samples["kpi"].isin(slo_kpis)], ["service", "kpi"])
+    means_of = _groups(daily_stats[daily_stats["kpi"].isin(slo_kpis)], ["service", "kpi"])
+    no_samples = day_samples.iloc[:0]
+    no_means = daily_stats.iloc[:0]
     summaries = []
     for slo in config.slos:
         rows = slo_daily[slo_daily["slo"] == slo.name]
         for service, by_day in rows.groupby("service"):
-            samples = day_samples[
-                (day_samples["service"] == service) & (day_samples["kpi"] == slo.kpi)
-            ]
+            samples = samples_of.get((service, slo.kpi), no_samples)
             summary = slo_window_summary(
                 by_day,
                 slo,
@@ -54,15 +58,25 @@ def slo_summaries(
                 step_seconds=config.step_seconds,
                 kpi=kpis[slo.kpi],
             )
-            means = daily_stats[
-                (daily_stats["service"] == service) & (daily_stats["kpi"] == slo.kpi)
-            ]
+            means = means_of.get((service, slo.kpi), no_means)
             weights = means["sample_count"].sum()
             kpi_mean = (
                 float((means["mean"] * means["sample_count"]).sum() / weights) if weights else None
             )
             summaries.append({"service": service, **summary, "kpi_mean": kpi_mean})
     return summaries
+
+
+def _groups(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
+    """`frame`'s rows by the values of `keys`, in one pass (rows keep their order)."""
+    return {key: group for key, group in frame.groupby(keys, sort=False)}
+
+
+def _keys_as_categories(samples: pd.DataFrame) -> pd.DataFrame:
+    """`samples` with service and kpi as categories: factorised once here, so each of the
+    window's groupings by them costs a pass over integer codes, not over millions of strings."""
+    keys = [key for key in ("service", "kpi") if key in samples.columns]
+    return samples.astype(dict.fromkeys(keys, "category")) if keys else samples
 
 
 def judge_window(
@@ -91,8 +105,8 @@ def judge_window(
     """
     kpis = config.kpis_by_name
     thresholds = config.thresholds
-    baseline_samples = clean_samples(baseline_samples, config)
-    day_samples = clean_samples(day_samples, config)
+    baseline_samples = _keys_as_categories(clean_samples(baseline_samples, config))
+    day_samples = _keys_as_categories(clean_samples(day_samples, config))
     # Catalog attributes the drift rows do not store.
     drift = drift.assign(
         direction=drift["kpi"].map(

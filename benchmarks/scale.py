@@ -27,6 +27,7 @@ benchmarks/detector_bound.py measures the detector against its lower bound.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -108,9 +109,8 @@ def cli_week(folder: Path, snapshot: Path) -> dict[str, float]:
     env.pop("TARS_CONFIG", None)
     base = ["--config", str(config)]
     commands = [[str(BIN / "tars-ga-kpi"), *base]]
-    commands += [
-        [str(BIN / "tars-stability-monitor"), *base, "--day-number", str(day)] for day in range(1, 8)
-    ]
+    monitor = [str(BIN / "tars-stability-monitor"), *base, "--day-number"]
+    commands += [[*monitor, str(day)] for day in range(1, 8)]
     commands += [
         [str(BIN / "tars-anomaly-detector"), *base, "--z-threshold", "3.0"],
         [str(BIN / "tars-regression-analyzer"), *base],
@@ -173,7 +173,8 @@ def floor(snapshot: Path, folder: Path) -> dict[str, float]:
     """The least the week's work can cost: a child process (`--_floor`) timing itself."""
     out = folder / "floor.json"
     folder.mkdir(parents=True, exist_ok=True)
-    wall, rss = timed([sys.executable, __file__, "--_floor", str(snapshot), str(out)], {**os.environ})
+    command = [sys.executable, __file__, "--_floor", str(snapshot), str(out)]
+    wall, rss = timed(command, {**os.environ})
     return {"wall": wall, "rss": rss, **json.loads(out.read_text(encoding="utf-8"))}
 
 
@@ -203,7 +204,7 @@ def _floor_in_this_process(snapshot: Path, out: Path) -> None:
             values = np.asarray(table["value"], dtype="float64")
             keys = np.char.add(table["service"].astype(str), table["kpi"].astype(str))
             bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
-            for first, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            for first, stop in itertools.pairwise(bounds):
                 x = values[first:stop]
                 mean, _ = lfilter([alpha], [1, alpha - 1], x, zi=[(1 - alpha) * x[0]])
                 diff = x[1:] - mean[:-1]
@@ -218,7 +219,9 @@ def run(scales: list[int], skip_cli: bool, root: Path) -> dict[int, dict[str, di
     for scale in scales:
         copies = max(1, W_LARGE_COPIES * scale) if scale > 0 else 1
         snapshot = generate(root / f"x{scale}" / "snapshot", copies)
-        entry: dict[str, dict] = {"samples": {"n": float(sample_count(snapshot))}}
+        manifest = json.loads((snapshot / RELEASE / "manifest.json").read_text(encoding="utf-8"))
+        series = len(manifest["services"]) * len(manifest["kpis"])
+        entry: dict[str, dict] = {"samples": {"n": float(sample_count(snapshot)), "series": series}}
         entry["floor"] = floor(snapshot, root / f"x{scale}" / "floor")
         entry["process"] = one_process_week(root / f"x{scale}" / "process", snapshot)
         if not skip_cli:
@@ -235,7 +238,7 @@ def report(results: dict[int, dict[str, dict]]) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for scale, entry in results.items():
         n = entry["samples"]["n"]
-        series = int(round(n / (8 * 1440)))
+        series = int(entry["samples"]["series"])
         cli = entry.get("cli")
         proc, low = entry["process"], entry["floor"]
         cli_wall = f"{cli['wall']:.1f} s" if cli else "-"
@@ -300,7 +303,8 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"peak RSS of this script: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this script: {peak:.0f} MiB")
 
 
 if __name__ == "__main__":

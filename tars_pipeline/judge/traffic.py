@@ -127,9 +127,7 @@ def _ts_codes(frame: pd.DataFrame) -> np.ndarray | None:
     return np.asarray(ts.dt.as_unit("ns").array.asi8)
 
 
-def _paired_on_ts(
-    left: pd.DataFrame, right: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray] | None:
+def _paired_on_ts(left: pd.DataFrame, right: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
     """The two frames' values on the timestamps both have, in `left`'s order, the first
     sample of a repeated timestamp kept on each side (an inner merge on de-duplicated `ts`,
     done on integer codes: this runs once per service, KPI and day)."""

@@ -266,15 +266,19 @@ def read_table(
     if table not in TABLES:
         raise KeyError(table)
     if (parquet := _parquet(conn)) is not None:
-        return parquet.read_table(table, release, days)
-    columns = _quoted(_column_names(table))
-    if days is None:
-        query = f"SELECT {columns} FROM {table} WHERE release = ? ORDER BY day"
-        return conn.execute(query, [release]).df()
-    query = (
-        f"SELECT {columns} FROM {table} WHERE release = ? AND list_contains(?, day) ORDER BY day"
-    )
-    return conn.execute(query, [release, days]).df()
+        frame = parquet.read_table(table, release, days)
+    else:
+        columns = _quoted(_column_names(table))
+        if days is None:
+            query = f"SELECT {columns} FROM {table} WHERE release = ? ORDER BY day"
+            frame = conn.execute(query, [release]).df()
+        else:
+            query = (
+                f"SELECT {columns} FROM {table} WHERE release = ? AND list_contains(?, day) "
+                "ORDER BY day"
+            )
+            frame = conn.execute(query, [release, days]).df()
+    return frame
 
 
 def days_present(conn: Store, table: str, release: str) -> list[int]:

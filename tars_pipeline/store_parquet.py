@@ -31,7 +31,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -108,6 +108,11 @@ class ParquetStore:
         return self._files.join(
             "documents", f"release={quote(release, safe='')}", f"kind={quote(kind, safe='')}", PART
         )
+
+    @staticmethod
+    def _days_of(files: list[str]) -> list[int]:
+        """The day of each partition file (`…/day=N/part.parquet`)."""
+        return [int(PurePosixPath(str(path)).parent.name.removeprefix("day=")) for path in files]
 
     def _release_files(self, table: str, release: str) -> list[str]:
         folder = self._files.join(table, f"release={quote(release, safe='')}")
@@ -195,9 +200,19 @@ class ParquetStore:
         return json.loads(frame.loc[0, "body"]) if len(frame) else None
 
     def days_present(self, table: str, release: str) -> list[int]:
-        """Days with at least one row of `table`."""
-        days = self.read_table(table, release)["day"]
-        return sorted({int(day) for day in days})
+        """Days with at least one row of `table` (from the files' footers, not their rows)."""
+        files = self._release_files(table, release)
+        if not files:
+            return []
+        with self._files.readable(files) as paths:
+            listing = "[" + ", ".join(_literal(path) for path in paths) + "]"
+            counts = self._conn.execute(
+                f"SELECT file_name, sum(num_rows) FROM parquet_file_metadata({listing}) "
+                "GROUP BY file_name"
+            ).fetchall()
+        filled = {name for name, rows in counts if rows}
+        return sorted(day for day, path in zip(self._days_of(files), paths, strict=True)
+                      if str(path) in filled)  # fmt: skip
 
     def partition_row_counts(self, release: str) -> dict[str, int]:
         return {table: len(self.read_table(table, release)) for table in TABLES}

@@ -141,14 +141,20 @@ def day_profile(
     spread = (quartiles[0.75] - quartiles[0.25]).groupby(level=[0, 1]).median()
     if level is None:
         level = frame.groupby(["service", "kpi"], sort=False)["value"].median()
+    per_series = hourly.groupby(level=[0, 1], sort=False)
+    # Each series' hour medians: how many, their interquartile range and median (grouped
+    # once, not one quantile call per series).
+    hours_of = per_series.size()
+    shape_of = per_series.quantile(0.75) - per_series.quantile(0.25)
+    median_of = per_series.median()
     profiles: DayProfile = {}
-    for key, by_hour in hourly.groupby(level=[0, 1], sort=False):
+    for key, by_hour in per_series:
         norm = level.get(key)
-        if norm is None or not norm > 0 or len(by_hour) < 20:
+        if norm is None or not norm > 0 or hours_of[key] < 20:
             continue
         by_hour = by_hour.droplevel([0, 1])
-        if not by_hour.quantile(0.75) - by_hour.quantile(0.25) > spread.get(key, 0.0):
-            flat = float(by_hour.median())  # no shape, but a level (a weekend's)
+        if not shape_of[key] > spread.get(key, 0.0):
+            flat = float(median_of[key])  # no shape, but a level (a weekend's)
             profiles[key] = np.clip(np.full(24, flat / norm), *SEASON_CLIP)
             continue
         profile = by_hour.reindex(range(24)).interpolate(limit_direction="both").to_numpy()

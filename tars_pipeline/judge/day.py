@@ -38,7 +38,7 @@ from tars_pipeline.judge.maintenance import (
 )
 from tars_pipeline.judge.seasonality import ReferenceDays, reference_dates
 from tars_pipeline.judge.slo import slo_day_status
-from tars_pipeline.judge.stats import prefilter, summarise
+from tars_pipeline.judge.stats import keys_as_categories, prefilter, summarise
 from tars_pipeline.judge.traffic import (
     THROUGHPUT_KPI,
     error_share,
@@ -519,10 +519,12 @@ def day_anomalies(
     weekday over GA's weekday), so a weekend's lower level is not a dip at midnight.
     """
     settings = config.detector_settings(z_threshold)
-    judged = clean_samples(history, config)[["service", "kpi", "ts", "value"]]
+    judged = keys_as_categories(clean_samples(history, config)[["service", "kpi", "ts", "value"]])
     references = _with_ga_date(references or {}, baseline, timezone)
     if config.thresholds.seasonal_anomalies:
-        base = clean_samples(baseline, config) if baseline is not None and len(baseline) else None
+        base = None
+        if baseline is not None and len(baseline):
+            base = keys_as_categories(clean_samples(baseline, config))
         lags = _per_kpi(judged, config.range_lag_seconds(), 0.0)
         cache: dict[int, DayProfile] = {}
         season = anomaly_season(judged, base, references, timezone, lags, cache)

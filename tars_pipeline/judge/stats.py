@@ -209,3 +209,15 @@ def hourly_profile(samples: pd.DataFrame, timezone: str) -> pd.DataFrame:
     profile["sample_count"] = profile.pop("size").astype("int64")
     profile = profile.reset_index().replace([np.inf, -np.inf], np.nan)
     return profile[list(HOURLY_PROFILE_COLUMNS)]
+
+
+def keys_as_categories(samples: pd.DataFrame) -> pd.DataFrame:
+    """`samples` with service and kpi as categories: factorised once, so each later grouping
+    by them is a pass over integer codes, not over millions of strings. (A category not in
+    a filtered frame is still a category: group with observed=True, map values not
+    categories.)"""
+    keys = [key for key in ("service", "kpi") if key in samples.columns]
+    todo = {
+        key: "category" for key in keys if not isinstance(samples[key].dtype, pd.CategoricalDtype)
+    }
+    return samples.astype(todo) if todo else samples

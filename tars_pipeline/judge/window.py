@@ -20,6 +20,7 @@ from tars_pipeline.judge.drifts import find_unexpected_drifts
 from tars_pipeline.judge.incidents import build_incidents
 from tars_pipeline.judge.maintenance import events_outside_maintenance
 from tars_pipeline.judge.slo import slo_window_summary
+from tars_pipeline.judge.stats import keys_as_categories
 from tars_pipeline.judge.successes import find_successes
 from tars_pipeline.judge.verdict import release_verdict
 
@@ -72,13 +73,6 @@ def _groups(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
     return {key: group for key, group in frame.groupby(keys, sort=False)}
 
 
-def _keys_as_categories(samples: pd.DataFrame) -> pd.DataFrame:
-    """`samples` with service and kpi as categories: factorised once here, so each of the
-    window's groupings by them costs a pass over integer codes, not over millions of strings."""
-    keys = [key for key in ("service", "kpi") if key in samples.columns]
-    return samples.astype(dict.fromkeys(keys, "category")) if keys else samples
-
-
 def judge_window(
     *,
     config: TarsConfig,
@@ -105,8 +99,8 @@ def judge_window(
     """
     kpis = config.kpis_by_name
     thresholds = config.thresholds
-    baseline_samples = _keys_as_categories(clean_samples(baseline_samples, config))
-    day_samples = _keys_as_categories(clean_samples(day_samples, config))
+    baseline_samples = keys_as_categories(clean_samples(baseline_samples, config))
+    day_samples = keys_as_categories(clean_samples(day_samples, config))
     # Catalog attributes the drift rows do not store.
     drift = drift.assign(
         direction=drift["kpi"].map(

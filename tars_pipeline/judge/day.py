@@ -173,8 +173,8 @@ def analyse_day(
     windows = config.maintenance_windows
     thresholds = config.thresholds
     filtered = prefilter(samples, drop_negative=thresholds.drop_negative_samples)
-    judged = exclude_maintenance(filtered.samples, windows)
-    baseline = clean_samples(baseline_samples, config)
+    judged = keys_as_categories(exclude_maintenance(filtered.samples, windows))
+    baseline = keys_as_categories(clean_samples(baseline_samples, config))
     stats = summarise(judged)
     drift = compare_day(
         judged,

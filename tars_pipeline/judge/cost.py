@@ -49,7 +49,8 @@ def daily_cost(
         return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
     keys = (["day"] if by_day else []) + ["service", "kpi"]
     per_kpi = frame.groupby(keys, sort=True)["value"].agg(["mean", "size"]).reset_index()
-    per_kpi["resource_type"] = per_kpi["kpi"].map(lambda name: _resource_type(cost_kpis[name]))
+    resource_types = {name: _resource_type(kpi) for name, kpi in cost_kpis.items()}
+    per_kpi["resource_type"] = per_kpi["kpi"].astype(str).map(resource_types)
     group = (["day"] if by_day else []) + ["service", "resource_type"]
     result = (
         per_kpi.groupby(group, sort=True)

@@ -879,3 +879,14 @@ def _resolve_paths(config: TarsConfig, base: Path) -> TarsConfig:
     if isinstance(config.source, SnapshotSourceConfig):
         updates["source"] = config.source.model_copy(update={"path": absolute(config.source.path)})
     return config.model_copy(update=updates)
+
+
+def config_digest(config: TarsConfig) -> str:
+    """A digest of the settings a run judged with and the TARS that judged: a stored
+    result made under another digest is not reused (`Runner.reusable`)."""
+    import hashlib
+
+    from tars_pipeline import __version__
+
+    body = f"{__version__}\n{config.model_dump_json()}"
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]

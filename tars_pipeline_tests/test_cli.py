@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from tars_pipeline.cli import commands
@@ -150,3 +151,40 @@ def test_the_detector_runs_on_any_timestamp_value_csv(tmp_path: Path) -> None:
     document = json.loads(out.read_text())
     assert document["events"], document
     assert all(abs(event["peak_z"]) >= 3.0 for event in document["events"])
+
+
+def test_retro_auto_reuses_a_fresh_regression_summary_and_only_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    release = {"name": "v1.0.1", "ga_date": "2026-03-03", "timezone": "America/New_York",
+               "window_days": 1}  # fmt: skip
+    write_config(tmp_path, releases=[release])
+    retro = tmp_path / "out" / "v1.0.1" / "GA_7DAY_RETROSPECTIVE.json"
+    assert _run(commands.ga_kpi, tmp_path) == 0
+    assert _run(commands.stability_monitor, tmp_path, "--day-number", "1") == 0
+    assert _run(commands.regression_analyzer, tmp_path) == 0
+    capsys.readouterr()
+
+    assert _run(commands.retro, tmp_path, "--auto") == 0
+    assert "regression_summary of run" in capsys.readouterr().err
+    first = json.loads(retro.read_text())
+
+    # A day materialized again: the summary is older than its inputs, so it is recomputed.
+    assert _run(commands.stability_monitor, tmp_path, "--day-number", "1") == 0
+    capsys.readouterr()
+    assert _run(commands.retro, tmp_path, "--auto") == 0
+    assert "regression_summary of run" not in capsys.readouterr().err
+    # Other settings: not reused either.
+    write_config(tmp_path, releases=[release], thresholds={"p_value": 0.02})
+    assert _run(commands.retro, tmp_path, "--auto") == 0
+    assert "regression_summary of run" not in capsys.readouterr().err
+    assert _run(commands.retro, tmp_path, "--auto") == 0
+    assert "regression_summary of run" in capsys.readouterr().err
+
+    with dg.DagsterInstance.get() as instance:
+        summaries = instance.fetch_materializations(
+            dg.AssetKey("regression_summary"), limit=10
+        ).records
+    assert len(summaries) == 3  # the analyzer's, after the re-run day, after the new settings
+    assert json.loads(retro.read_text())["health_scores"] == first["health_scores"]

@@ -6,6 +6,7 @@ from tars_pipeline.assets.anomaly_events import anomaly_events
 from tars_pipeline.assets.common import release_of, settings
 from tars_pipeline.assets.daily_summary import daily_summary
 from tars_pipeline.assets.kpi_samples import kpi_samples
+from tars_pipeline.config import config_digest
 from tars_pipeline.judge.window import judge_window
 from tars_pipeline.partitions import all_days_of_release, release_partitions
 from tars_pipeline.reporting import outputs
@@ -56,5 +57,6 @@ def regression_summary(
             "successes": dg.MetadataValue.int(len(judgement["successes"])),
             "ranking": dg.MetadataValue.md(outputs.ranking_markdown(document["degradations"])),
             "regression_summary": dg.MetadataValue.path(str(path)),
+            "config_digest": config_digest(config),
         }
     )

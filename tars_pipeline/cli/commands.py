@@ -403,9 +403,16 @@ def _retro(args: argparse.Namespace) -> int:
                 continue
             selection = DAILY if day not in sampled else ("anomaly_events", "daily_summary")
             runner.day(release, day, selection)
-    result = runner.release_level(
-        release, ("regression_summary", "retrospective", "release_notifications")
-    )
+    selection: tuple[str, ...] = ("regression_summary", "retrospective", "release_notifications")
+    if args.auto and (kept := runner.reusable(release, "regression_summary", DAILY)) is not None:
+        # tars-regression-analyzer has just written it, from these days and settings.
+        selection = selection[1:]
+        print(
+            f"note: regression_summary of run {kept.run_id[:8]} is up to date (no day "
+            "materialized since, same settings): reused",
+            file=sys.stderr,
+        )
+    result = runner.release_level(release, selection)
     meta = runner.metadata(result, "retrospective")
     folder = runner.output_folder(release)
     print(

@@ -29,13 +29,13 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.cli.hygiene import process_tags, reap_dead_runs
-from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.config import Release, TarsConfig, config_digest
 from tars_pipeline.errors import RunFailedError, TarsUserError
 from tars_pipeline.partitions import release_day_key, release_day_partitions
-from tars_pipeline.resources import ReportsResource
+from tars_pipeline.resources import ReportsResource, TarsConfigResource
 from tars_pipeline.sensors import register_releases
 from tars_pipeline.sources.prometheus import PROGRESS_TAG
-from tars_pipeline.store import ParquetLocation, store_location
+from tars_pipeline.store import ParquetLocation, open_store, read_document, store_location
 
 PACKAGED_INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "dagster.yaml"
 DEFINITIONS_MODULE = "tars_pipeline.definitions"
@@ -264,6 +264,48 @@ class Runner:
         label = f"{release.name}: {', '.join(asset_names)}"
         key = release_day_key(release.name, 0) if "baseline" in asset_names else release.name
         return self.materialize(asset_names, key, label=label)
+
+    def reusable(
+        self, release: Release, asset_name: str, upstream: Sequence[str]
+    ) -> dg.EventLogRecord | None:
+        """The latest materialization of release-level `asset_name` when it can stand in for
+        a new one: made with the same settings and TARS (`config_digest`), its file in this
+        runner's output folder and its document in the store, and no partition of
+        `upstream` of the release materialized since. None otherwise."""
+        latest = self.instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(asset_name), asset_partitions=[release.name]
+            ),
+            limit=1,
+        ).records
+        if not latest:
+            return None
+        record = latest[0]
+        materialization = record.asset_materialization
+        metadata = materialization.metadata if materialization is not None else {}
+        digest, path = metadata.get("config_digest"), metadata.get(asset_name)
+        settings = TarsConfigResource(**self.resource_config["tars_config"]["config"]).load()
+        if digest is None or digest.value != config_digest(settings):
+            return None
+        expected = self.output_folder(release) / f"{asset_name}.json"
+        if path is None or Path(str(path.value)) != expected or not expected.is_file():
+            return None
+        with open_store(self.store) as conn:
+            if read_document(conn, release.name, asset_name) is None:
+                return None
+        days = [str(release_day_key(release.name, day)) for day in release.days]
+        for name in upstream:
+            since = self.instance.fetch_materializations(
+                dg.AssetRecordsFilter(
+                    asset_key=dg.AssetKey(name),
+                    asset_partitions=days,
+                    after_storage_id=record.storage_id,
+                ),
+                limit=1,
+            ).records
+            if since:
+                return None
+        return record
 
     def failed_checks(self, result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
         """The asset checks of a run that did not pass (ERROR first)."""

@@ -8,7 +8,7 @@ OUT    ?= test_output
 PORT   ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.tars/dagster_home
 
-.PHONY: install demo test test-fast lint format dev validate clean
+.PHONY: install demo test test-fast lint format dev validate clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: $(STAMP)
 ## test-fast: the pure core (the judge, the reports' formatting, config) in seconds
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" tars_pipeline_tests/judge tars_pipeline_tests/test_config.py
+
+## bench: speed and memory at scale (W-large, 4x and 16x weeks; the detector's bound), ~10 min
+bench: $(STAMP)
+	$(BIN)/python benchmarks/detector_bound.py --repeat 2
+	$(BIN)/python benchmarks/scale.py --scales 1,4,16 --skip-cli-above 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

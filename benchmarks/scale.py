@@ -214,7 +214,9 @@ def _floor_in_this_process(snapshot: Path, out: Path) -> None:
     out.write_text(json.dumps({"in_process": time.perf_counter() - start}), encoding="utf-8")
 
 
-def run(scales: list[int], skip_cli: bool, root: Path) -> dict[int, dict[str, dict]]:
+def run(
+    scales: list[int], skip_cli: bool, root: Path, cli_up_to: int | None = None
+) -> dict[int, dict[str, dict]]:
     results: dict[int, dict[str, dict]] = {}
     for scale in scales:
         copies = max(1, W_LARGE_COPIES * scale) if scale > 0 else 1
@@ -224,7 +226,7 @@ def run(scales: list[int], skip_cli: bool, root: Path) -> dict[int, dict[str, di
         entry: dict[str, dict] = {"samples": {"n": float(sample_count(snapshot)), "series": series}}
         entry["floor"] = floor(snapshot, root / f"x{scale}" / "floor")
         entry["process"] = one_process_week(root / f"x{scale}" / "process", snapshot)
-        if not skip_cli:
+        if not skip_cli and (cli_up_to is None or scale <= cli_up_to):
             entry["cli"] = cli_week(root / f"x{scale}" / "cli", snapshot)
         results[scale] = entry
         print(f"scale {scale}: done ({entry['samples']['n']:,.0f} samples)", flush=True)
@@ -283,6 +285,8 @@ def main() -> None:
     parser.add_argument("--scales", default="1,4,16",
                         help="multiples of W-large (504 series); 0 = the bundled week")  # fmt: skip
     parser.add_argument("--skip-cli", action="store_true", help="not the 12-process sequence")
+    parser.add_argument("--skip-cli-above", type=int, default=None, metavar="SCALE",
+                        help="the 12-process sequence only up to this scale")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="the bundled week only, no CLIs")
     parser.add_argument("--keep", type=Path, help="keep the generated weeks in this folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
@@ -296,7 +300,7 @@ def main() -> None:
     scales = [0] if args.smoke else [int(s) for s in args.scales.split(",")]
     root = args.keep or Path(tempfile.mkdtemp(prefix="tars-scale-"))
     try:
-        results = run(scales, args.skip_cli or args.smoke, root)
+        results = run(scales, args.skip_cli or args.smoke, root, args.skip_cli_above)
         report(results)
         if args.json:
             print(json.dumps(results, indent=2))

@@ -105,8 +105,8 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 def cli_week(folder: Path, snapshot: Path) -> dict[str, float]:
     """The 12 `make demo` commands, each a process, on a fresh store and instance."""
     config = project(folder, snapshot)
-    env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home")}
-    env.pop("TARS_CONFIG", None)
+    # The code location's partitions come from $TARS_CONFIG: this week's config.
+    env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home"), "TARS_CONFIG": str(config)}
     base = ["--config", str(config)]
     commands = [[str(BIN / "tars-ga-kpi"), *base]]
     monitor = [str(BIN / "tars-stability-monitor"), *base, "--day-number"]
@@ -128,7 +128,7 @@ def one_process_week(folder: Path, snapshot: Path) -> dict[str, float]:
     config = project(folder, snapshot)
     out = folder / "figures.json"
     command = [sys.executable, __file__, "--_week", str(config), str(out)]
-    wall, rss = timed(command, {**os.environ})
+    wall, rss = timed(command, {**os.environ, "TARS_CONFIG": str(config)})
     figures = json.loads(out.read_text(encoding="utf-8"))
     return {"wall": wall, "rss": rss, **figures}
 

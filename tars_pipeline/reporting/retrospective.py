@@ -517,7 +517,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,  # Markdown: every value from a source goes through the md filter
     )
-    env.filters["md"] = escape.markdown
+    env.filters["md"] = escape.markdown_text  # escapes only what Markdown would read
     env.filters["num"] = format_figure
     env.filters["signed"] = format_signed
     return env

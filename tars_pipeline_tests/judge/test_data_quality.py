@@ -42,4 +42,4 @@ def test_the_markdown_lists_the_gaps_under_the_verdict() -> None:
     model["data_quality"] = week_data_quality(_coverage([1440, 576]))
     text = render_markdown(model)
     assert "**Data quality:** 1 series-day(s) below 99 % coverage" in text
-    assert "- day 1, svc1 / latency\\_p99: 40.0 % of its points — judged on under 50 %" in text
+    assert "- day 1, svc1 / latency_p99: 40.0 % of its points — judged on under 50 %" in text

@@ -230,6 +230,11 @@ class PrometheusSourceConfig(_Model):
         description="Longest range query, in points per series; Prometheus refuses more "
         "than 11,000, so longer windows are split into chunks.",
     )
+    max_concurrent_queries: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=6,
+        description="Range queries in flight at once while a day is fetched (one per "
+        "service x KPI); 1 fetches one after another.",
+    )
 
     @field_validator("url")
     @classmethod

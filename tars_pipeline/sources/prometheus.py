@@ -33,8 +33,10 @@ import datetime as dt
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,6 +47,7 @@ import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from pydantic import ValidationError
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tars_pipeline import __version__
@@ -140,8 +143,9 @@ def merge_chunks(
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
     stamps = np.concatenate([part[0] for part in parts])
     values = np.concatenate([part[1] for part in parts])
-    stamps, first = np.unique(stamps, return_index=True)  # sorted; keeps the first duplicate
-    values = values[first]
+    if len(stamps) > 1 and not (np.diff(stamps) > 0).all():  # one chunk is sorted, unique
+        stamps, first = np.unique(stamps, return_index=True)  # sorted; keeps the first
+        values = values[first]
     inside = (stamps >= start_ms) & (stamps < end_ms)
     return stamps[inside], values[inside]
 
@@ -235,7 +239,8 @@ class PrometheusClient:
     def __init__(self, settings: PrometheusSourceConfig, *, base_dir: Path | None = None):
         self.settings = settings
         self.url = settings.url.rstrip("/")
-        self._last_response: requests.Response | None = None
+        # The last response of *this thread*: a day's series are fetched concurrently.
+        self._local = threading.local()
         bearer_token = _from_env(settings.bearer_token_env)
         username = _from_env(settings.username_env)
         password = _from_env(settings.password_env)
@@ -250,7 +255,14 @@ class PrometheusClient:
         # What no message may quote: a server (or a proxy) that echoes the request back in
         # its error body would otherwise put the token on stderr and in the event log.
         # Kept in a closure, not as an attribute: the client's repr and vars never hold one.
-        self._scrub = _scrubber(_secret_forms(bearer_token, username, password))
+        # ~/.netrc credentials go out as requests would send them, and are scrubbed too.
+        netrc_auth = None if bearer_token or username else requests.utils.get_netrc_auth(self.url)
+        netrc_user, netrc_password = netrc_auth or (None, None)
+        self._scrub = _scrubber(
+            _secret_forms(bearer_token, username or netrc_user, password or netrc_password)
+        )
+        if netrc_auth:
+            self.sends = "netrc"
         ca_bundle = _resolve_ca_bundle(settings, base_dir)
         if settings.verify_tls and ca_bundle is not None and not ca_bundle.is_file():
             raise TarsUserError(
@@ -263,6 +275,14 @@ class PrometheusClient:
         # store, False not at all (only when verify_tls is explicitly off).
         session.verify = (str(ca_bundle) if ca_bundle else True) if settings.verify_tls else False
         session.hooks["response"].append(self._remember)
+        # What requests reads from the environment on every request (HTTPS_PROXY/NO_PROXY,
+        # REQUESTS_CA_BUNDLE, ~/.netrc) is the same for every query to this one URL: read
+        # once here, with requests' own rules. Per request it walked os.environ twice, a
+        # third of a query's Python time, under the GIL the concurrent queries share.
+        environment = session.merge_environment_settings(self.url, {}, None, session.verify, None)
+        session.proxies = environment["proxies"]
+        session.verify = environment["verify"]
+        session.trust_env = False
         headers = {"User-Agent": f"tars-observability/{__version__}", **settings.headers}
         if bearer_token:
             headers["Authorization"] = f"Bearer {bearer_token}"
@@ -281,11 +301,28 @@ class PrometheusClient:
         self.connection = PrometheusConnect(
             url=self.url,
             headers=headers,
-            auth=(username, password or "") if username else None,
+            auth=(username, password or "") if username else netrc_auth,
             retry=retry,
             session=session,
             timeout=settings.timeout_seconds,  # type: ignore[arg-type]  # float is fine
         )
+        # The library's adapter keeps 10 connections; concurrent queries keep one each.
+        session.mount(
+            self.url,
+            HTTPAdapter(
+                max_retries=retry,
+                pool_connections=1,
+                pool_maxsize=max(10, settings.max_concurrent_queries),
+            ),
+        )
+
+    @property
+    def _last_response(self) -> requests.Response | None:
+        return getattr(self._local, "response", None)
+
+    @_last_response.setter
+    def _last_response(self, response: requests.Response | None) -> None:
+        self._local.response = response
 
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._last_response = response
@@ -399,6 +436,8 @@ class PrometheusClient:
             return f"a bearer token from ${settings.bearer_token_env} was sent"
         if self.sends == "basic":
             return f"basic auth as ${settings.username_env} was sent"
+        if self.sends == "netrc":
+            return "basic auth from ~/.netrc ($NETRC) was sent"
         names = " or ".join(
             f"${name}"
             for name in (settings.bearer_token_env, settings.username_env)
@@ -568,36 +607,37 @@ class PrometheusSource:
         points = expected_points(start, end, step_seconds)
         day = release.day_of(start)
         start_ms, end_ms = _epoch_ms(start), _epoch_ms(end)
-        frames: list[pd.DataFrame] = []
+        series: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         with self.client() as client:
             services = list(release.services) or self.discover_services(client, release, start, end)
-            for index, kpi in enumerate(kpis, start=1):
-                if self.progress:
-                    self.progress(f"day {day}: {kpi.name} ({index}/{len(kpis)})")
+            for kpi in kpis:
                 if not kpi.query.strip():
                     self.warn(f"KPI {kpi.name!r} has no query (kpis[{kpi.name}].query): no data")
-                    continue
-                for service in services:
-                    stamps, values = self.fetch_series(
-                        client, kpi, service, start, points, step_seconds, start_ms, end_ms
-                    )
-                    if len(stamps):
-                        frames.append(
-                            pd.DataFrame(
-                                {
-                                    "service": service,
-                                    "kpi": kpi.name,
-                                    "ts": pd.to_datetime(stamps, unit="ms", utc=True),
-                                    "value": values,
-                                }
-                            )
-                        )
-        samples = pd.concat(frames, ignore_index=True) if frames else empty_samples()
-        if len(samples):
-            samples["ts"] = samples["ts"].astype("datetime64[us, UTC]")
-            # The snapshot source's order: downstream ties (equal scores) then break alike.
-            samples = samples.sort_values(["service", "kpi", "ts"], kind="stable")
-            samples = samples.reset_index(drop=True)
+            queried = [kpi for kpi in kpis if kpi.query.strip()]
+            tasks = [(kpi, service) for kpi in queried for service in services]
+
+            def fetch(task: tuple[KpiDefinition, str]) -> tuple[np.ndarray, np.ndarray]:
+                kpi, service = task
+                return self.fetch_series(
+                    client, kpi, service, start, points, step_seconds, start_ms, end_ms
+                )
+
+            # Up to `max_concurrent_queries` series in flight; results are taken in task
+            # order, so the progress lines and the first error are the ones a serial fetch
+            # gives. On an error the queries not yet started are cancelled.
+            workers = min(self.settings.max_concurrent_queries, max(1, len(tasks)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="tars-fetch") as pool:
+                try:
+                    results = pool.map(fetch, tasks)
+                    for (kpi, service), result in zip(tasks, results, strict=True):
+                        if self.progress and service == services[0]:
+                            index = kpis.index(kpi) + 1
+                            self.progress(f"day {day}: {kpi.name} ({index}/{len(kpis)})")
+                        series.setdefault((service, kpi.name), result)
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        samples = _samples_frame(series)
         return DayFetch(samples=samples, coverage=coverage_of(samples, services, kpis, points))
 
     def fetch_series(
@@ -673,6 +713,26 @@ class PrometheusSource:
                 "a metric every service exports (and source.service_label to its label)",
             )
         return services
+
+
+def _samples_frame(series: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """The fetched series as one samples frame, sorted by service, KPI and time: the
+    snapshot source's order, so downstream ties (equal scores) break alike. Each series'
+    timestamps are already sorted and unique (`merge_chunks`), so ordering the series by
+    (service, KPI) sorts the frame; built from whole arrays, not a frame per series."""
+    keys = sorted(key for key, (stamps, _) in series.items() if len(stamps))
+    if not keys:
+        return empty_samples()
+    lengths = [len(series[key][0]) for key in keys]
+    stamps = np.concatenate([series[key][0] for key in keys])
+    return pd.DataFrame(
+        {
+            "service": np.repeat(np.array([key[0] for key in keys], dtype=object), lengths),
+            "kpi": np.repeat(np.array([key[1] for key in keys], dtype=object), lengths),
+            "ts": pd.to_datetime(stamps, unit="ms", utc=True).astype("datetime64[us, UTC]"),
+            "value": np.concatenate([series[key][1] for key in keys]),
+        }
+    )
 
 
 def _epoch_ms(moment: dt.datetime) -> int:

@@ -44,6 +44,9 @@ class Seen:
 class FakePrometheus:
     def __init__(self) -> None:
         self.seen: list[Seen] = []
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests the server was answering at once
+        self.default_delay_seconds = 0.0  # for every unscripted answer
         self._script: deque[Answer] = deque()
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -85,7 +88,16 @@ class FakePrometheus:
                 query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
                 with fake._lock:
                     fake.seen.append(Seen(parts.path, query, dict(self.headers), time.time()))
-                answer = fake._next() or _default(parts.path, query)
+                    fake.in_flight += 1
+                    fake.most_in_flight = max(fake.most_in_flight, fake.in_flight)
+                try:
+                    self._answer(parts.path, query)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _answer(self, path: str, query: dict[str, str]) -> None:
+                answer = fake._next() or _default(path, query, fake.default_delay_seconds)
                 if answer.delay_seconds:
                     time.sleep(answer.delay_seconds)
                 body = answer.body
@@ -112,7 +124,7 @@ class FakePrometheus:
         return Handler
 
 
-def _default(path: str, query: dict[str, str]) -> Answer:
+def _default(path: str, query: dict[str, str], delay_seconds: float = 0.0) -> Answer:
     if path == "/api/v1/query_range":
         start, end, step = (float(query[key]) for key in ("start", "end", "step"))
         count = int((end - start) // step) + 1
@@ -123,6 +135,7 @@ def _default(path: str, query: dict[str, str]) -> Answer:
                 "status": "success",
                 "data": {"resultType": "matrix", "result": [{"metric": {}, "values": values}]},
             },
+            delay_seconds=delay_seconds,
         )
     if path.startswith("/api/v1/label/"):
         return Answer(200, {"status": "success", "data": ["api-gateway"]})

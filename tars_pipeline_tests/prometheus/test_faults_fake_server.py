@@ -187,3 +187,59 @@ def test_answers_that_keep_breaking_off_say_so_after_the_retries(fake: FakeProme
     assert "broke off mid-response" in str(failure.value)
     assert "source.retries" in str(failure.value) and "3 attempts" in str(failure.value)
     assert len(_queries(fake)) == 3
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_range_queries_in_flight_are_bounded_by_the_setting(
+    fake: FakePrometheus, limit: int
+) -> None:
+    """Counted where only the server can see it: the requests it was answering at once."""
+    fake.default_delay_seconds = 0.15
+    release = RELEASE.model_copy(update={"services": tuple(f"svc-{n}" for n in range(9))})
+    config = PrometheusSourceConfig(url=fake.url, retries=0, max_concurrent_queries=limit)
+    fetched = PrometheusSource(config).fetch_day(release, START, END, THROUGHPUT, 60)
+    assert len(_queries(fake)) == 9 and not fetched.missing
+    assert fake.most_in_flight == limit
+    assert list(fetched.samples["service"].unique()) == sorted(release.services)
+
+
+def test_a_failing_query_among_concurrent_ones_fails_the_day_naming_it(
+    fake: FakePrometheus,
+) -> None:
+    fake.default_delay_seconds = 0.05
+    fake.script(Answer(400, prometheus_error("bad_data", "parse error at char 3")))
+    release = RELEASE.model_copy(update={"services": tuple(f"svc-{n}" for n in range(6))})
+    config = PrometheusSourceConfig(url=fake.url, retries=0, max_concurrent_queries=4)
+    with pytest.raises(TarsUserError, match="parse error at char 3"):
+        PrometheusSource(config).fetch_day(release, START, END, THROUGHPUT, 60)
+    assert len(_queries(fake)) <= 6
+
+
+def test_a_proxy_from_the_environment_is_used(
+    fake: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY and NO_PROXY are read once per client, with requests' own rules."""
+    monkeypatch.setenv("HTTP_PROXY", fake.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = PrometheusSourceConfig(url="http://prometheus.invalid:9090", retries=0)
+    fetched = PrometheusSource(config).fetch_day(RELEASE, START, END, THROUGHPUT, 60)
+    assert not fetched.missing and len(_queries(fake)) == 1
+
+
+def test_netrc_credentials_are_sent_and_never_quoted(
+    fake: FakePrometheus, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login reader password n3trc-s3cret\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    pair = base64.b64encode(b"reader:n3trc-s3cret").decode()
+    fake.script(Answer(401, f"unauthorized: got Basic {pair} (n3trc-s3cret)"))
+    config = PrometheusSourceConfig(url=fake.url, retries=0)
+    with pytest.raises(TarsUserError) as raised:
+        PrometheusSource(config).fetch_day(RELEASE, START, END, THROUGHPUT, 60)
+    assert fake.seen[-1].headers.get("Authorization") == f"Basic {pair}"
+    message = str(raised.value)
+    assert "n3trc-s3cret" not in message and pair not in message
+    assert "~/.netrc" in message

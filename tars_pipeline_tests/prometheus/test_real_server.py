@@ -105,6 +105,19 @@ def test_a_day_from_prometheus_is_the_snapshot_sample_by_sample(
     assert (worst < SAMPLE_REL_TOLERANCE).all(), worst.to_dict()
 
 
+def test_concurrent_queries_give_the_serial_fetch_exactly(
+    prometheus_server: PrometheusServer,
+) -> None:
+    """max_concurrent_queries changes how many range queries are in flight, never the
+    samples, their order or the coverage."""
+    kpis = list(KPIS.values())
+    serial = fetch(prometheus_server, 2, kpis, max_concurrent_queries=1)
+    concurrent = fetch(prometheus_server, 2, kpis, max_concurrent_queries=8)
+    assert len(serial.samples) == len(SERVICES) * len(KPIS) * 1440
+    pd.testing.assert_frame_equal(serial.samples, concurrent.samples)
+    assert serial.coverage == concurrent.coverage
+
+
 def test_a_short_step_is_split_into_queries_prometheus_accepts(
     prometheus_server: PrometheusServer,
 ) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tars_pipeline.config import Thresholds, default_kpis
+from tars_pipeline.judge import anomaly as anomaly_module
 from tars_pipeline.judge.anomaly import (
     DEFAULT_MERGE_GAP,
     DEFAULT_MIN_POINTS,
@@ -23,6 +24,7 @@ from tars_pipeline.judge.anomaly import (
     detect_anomalies,
     ewma_zscores,
     find_events,
+    first_order_filter,
     robust_zscores,
     severity_for,
 )
@@ -429,3 +431,52 @@ def test_the_bundled_week_yields_exactly_the_injected_incidents_with_the_default
         ("checkout", "error_rate", "03-07 11"),
     ]
     assert "low" not in set(events["severity"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=arrays(
+        np.float64,
+        st.integers(1, 400),
+        elements=st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+    ),
+    span=st.integers(2, 500),
+    state=st.floats(-1e6, 1e6, allow_nan=False),
+)
+def test_the_recursion_loop_gives_lfilters_bits(
+    values: np.ndarray, span: int, state: float
+) -> None:
+    """The loop that spares small jobs the SciPy import is the same arithmetic as lfilter."""
+    from scipy.signal import lfilter
+
+    alpha = 2.0 / (span + 1.0)
+    decay = -(alpha - 1.0)
+    for gain in (alpha, (1.0 - alpha) * alpha):
+        loop = first_order_filter(gain, decay, values, state, vectorised=False)
+        scipy_out, _ = lfilter([gain], [1.0, alpha - 1.0], values, zi=np.array([state]))
+        assert loop.tobytes() == scipy_out.tobytes()
+        assert first_order_filter(gain, decay, values, state, vectorised=True).tobytes() == (
+            scipy_out.tobytes()
+        )
+
+
+def test_events_are_the_same_whichever_engine_runs_the_recursions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(11)
+    ts = pd.date_range("2026-03-03", periods=1440, freq="min", tz="UTC")
+    frames = []
+    for service in ("a", "b", "c"):
+        for kpi in ("latency_p99", "error_rate"):
+            values = 100.0 + rng.normal(0, 3, len(ts))
+            values[600:640] += 40.0
+            values[900] += 90.0
+            frames.append(pd.DataFrame({"service": service, "kpi": kpi, "ts": ts, "value": values}))
+    samples = pd.concat(frames, ignore_index=True)
+    kwargs = {"span": 60, "warmup": 60, "z_threshold": 3.0, "severity_z": SEVERITY_Z}
+    monkeypatch.setattr(anomaly_module, "IIR_LOOP_BELOW", 10**12)
+    looped = detect_anomalies(samples, **kwargs)
+    monkeypatch.setattr(anomaly_module, "IIR_LOOP_BELOW", 0)
+    vectorised = detect_anomalies(samples, **kwargs)
+    assert len(looped) >= 6
+    pd.testing.assert_frame_equal(looped, vectorised)

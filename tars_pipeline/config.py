@@ -471,6 +471,68 @@ class NotificationsConfig(_Model):
     retries: Annotated[int, Field(ge=0, le=10)] = 3
 
 
+class ExportsConfig(_Model):
+    """What the retrospective also writes for the Prometheus toolbox, beside the reports:
+    its numbers as an OpenMetrics file (optionally pushed to a Pushgateway), and a Sloth
+    spec with multi-window burn-rate alerting rules for the SLOs the week burned."""
+
+    openmetrics: bool = Field(
+        default=True,
+        description="Write GA_7DAY_RETROSPECTIVE.prom (node-exporter textfile-collector "
+        "style) with the health scores, verdict, drift, SLO burn and incidents.",
+    )
+    slo_rules: Literal["burned", "all", "none"] = Field(
+        default="burned",
+        description="Which SLOs get a Sloth spec (GA_7DAY_SLOTH.yaml) and Prometheus rules "
+        "(GA_7DAY_SLO_RULES.yaml): burned (burn rate above 1 over the window or on a day, "
+        "a burn-rate alert that would have fired, or an exhausted budget), all, or none "
+        "(neither file is written).",
+    )
+    pushgateway_url: str | None = Field(
+        default=None,
+        description="Push the metrics to this Pushgateway (http(s)://host:port), PUT to "
+        "/metrics/job/<job>/release/<release>. No credentials here: put a URL with "
+        "credentials in the variable named by pushgateway_url_env instead.",
+    )
+    pushgateway_url_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the Pushgateway URL (a secret when it "
+        "carries user:password@); the run fails, before writing anything, when it is unset.",
+    )
+    pushgateway_job: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$", max_length=128)] = Field(
+        default="tars", description="The job label of the pushed group."
+    )
+    pushgateway_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _plain_http_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.username or parts.password:
+            # The value is not echoed (see _format_validation_error): it holds a password.
+            raise ValueError(
+                "credentials do not belong in tars.yaml: put the URL in an environment "
+                "variable and name it with exports.pushgateway_url_env"
+            )
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http(s)://host[:port], e.g. http://pushgateway:9091")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> ExportsConfig:
+        if self.pushgateway_url and self.pushgateway_url_env:
+            raise ValueError("set pushgateway_url or pushgateway_url_env, not both")
+        return self
+
+    @property
+    def pushes(self) -> bool:
+        return bool(self.pushgateway_url or self.pushgateway_url_env)
+
+
 class CostConfig(_Model):
     days_per_month: Annotated[float, Field(gt=0)] = 30.0
     low_utilisation_pct: Annotated[float, Field(gt=0, lt=100)] = 40.0
@@ -664,6 +726,7 @@ class TarsConfig(_Model):
     cost: CostConfig = Field(default_factory=CostConfig)
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    exports: ExportsConfig = Field(default_factory=ExportsConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> TarsConfig:
@@ -823,8 +886,9 @@ def _format_validation_error(error: ValidationError, kpi_names: list[str]) -> st
         location = ".".join(parts).replace(".[", "[")
         message = item["msg"].removeprefix("Value error, ")
         got = item.get("input")
-        # Source and notification settings can hold credentials: never echo their values.
-        secret = bool(parts) and parts[0] in {"source", "notifications"}
+        # Source, notification and export settings can hold credentials: never echo
+        # their values.
+        secret = bool(parts) and parts[0] in {"source", "notifications", "exports"}
         hidden = secret or isinstance(got, dict | list) or got is None
         shown = "" if hidden else f" (got {got!r})"
         lines.append(f"{location or '<top level>'}: {message}{shown}")

@@ -15,8 +15,21 @@ from tars_pipeline.partitions import all_days_of_release, release_partitions
 from tars_pipeline.reporting import RETRO_HTML, RETRO_JSON, RETRO_MD
 from tars_pipeline.reporting.escape import markdown, signed_pct
 from tars_pipeline.reporting.html import render_html
+from tars_pipeline.reporting.openmetrics import (
+    METRICS_FILE,
+    push_metrics,
+    push_target,
+    render_openmetrics,
+)
 from tars_pipeline.reporting.retrospective import render_markdown
 from tars_pipeline.reporting.schema import SchemaValidationError, validate_document
+from tars_pipeline.reporting.slo_rules import (
+    RULES_FILE,
+    SLOTH_FILE,
+    render_rules,
+    render_sloth,
+    slo_targets,
+)
 from tars_pipeline.reporting.week import retrospective_model
 from tars_pipeline.resources import ReportsResource, StoreResource, TarsConfigResource
 from tars_pipeline.store import open_store, read_document, read_week, replace_document
@@ -46,6 +59,12 @@ def retrospective(
     band, health per day, SLO burn-down, cost by resource type, and the previous release
     when `previous_release` is set) from one model (`reporting.week.retrospective_model`),
     validated against schemas/retrospective.schema.json before anything is written.
+
+    For the Prometheus toolbox (`exports:` in tars.yaml, docs/integrations.md): the same
+    numbers as GA_7DAY_RETROSPECTIVE.prom (OpenMetrics, node-exporter textfile style),
+    pushed to a Pushgateway when one is configured, and for the SLOs whose budget the week
+    burned a Sloth spec (GA_7DAY_SLOTH.yaml) and multi-window burn-rate alerting rules
+    (GA_7DAY_SLO_RULES.yaml).
     """
     config = tars_config.load()
     release = release_of(context, config)
@@ -63,18 +82,38 @@ def retrospective(
     for note in notes:
         context.log.warning(note)
     _validate(model)
-    # Every format is rendered before anything is written: a rendering error leaves the
-    # previous reports and stored document untouched. The JSON, which automation watches
-    # for, is replaced last.
+    # Every format is rendered, and the Pushgateway setting resolved, before anything is
+    # written: a rendering error or a missing variable leaves the previous reports and
+    # stored document untouched. The JSON, which automation watches for, is replaced last.
+    exports = config.exports
     markdown_text, html_text = render_markdown(model), render_html(model)
+    target = push_target(exports, release.name)
+    metrics_text = render_openmetrics(model)
+    extra = {METRICS_FILE: metrics_text} if exports.openmetrics else {}
+    if exports.slo_rules != "none":
+        extra[RULES_FILE] = render_rules(model, config, exports.slo_rules)
+        extra.update(render_sloth(model, config, exports.slo_rules))
     with open_store(duckdb.for_config(config)) as conn:
         replace_document(conn, release.name, release.window_days, "retrospective", model)
-    paths = [
-        reports.write_text(config, release.name, RETRO_MD, markdown_text),
-        reports.write_text(config, release.name, RETRO_HTML, html_text),
-        reports.write_json(config, release.name, RETRO_JSON, model),
-    ]
-    return dg.MaterializeResult(metadata=_metadata(release.name, model, paths))
+    paths = {
+        RETRO_MD: reports.write_text(config, release.name, RETRO_MD, markdown_text),
+        RETRO_HTML: reports.write_text(config, release.name, RETRO_HTML, html_text),
+    }
+    for name, text in extra.items():
+        paths[name] = reports.write_text(config, release.name, name, text)
+    paths[RETRO_JSON] = reports.write_json(config, release.name, RETRO_JSON, model)
+    metadata = _metadata(release.name, model, paths)
+    if exports.slo_rules != "none":
+        targets = slo_targets(model, config, exports.slo_rules)
+        metadata["slo_rules_slos"] = dg.MetadataValue.json(
+            [{"service": t.service, "slo": t.slo.name, "why": list(t.reasons)} for t in targets]
+        )
+    if target is not None:
+        # After the files: the push is a copy of them, and a Pushgateway that is down
+        # must not cost the reports (the error says so, and a re-run pushes again).
+        metadata["pushed_to"] = push_metrics(target, metrics_text)
+        context.log.info(f"pushed the metrics to {metadata['pushed_to']}")
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _validate(model: dict[str, Any]) -> None:
@@ -91,15 +130,24 @@ def _validate(model: dict[str, Any]) -> None:
         ) from error
 
 
-def _metadata(release: str, model: dict[str, Any], paths: list[Path]) -> dict[str, Any]:
+_PATH_KEYS = {
+    RETRO_MD: "retrospective_md",
+    RETRO_JSON: "retrospective_json",
+    RETRO_HTML: "retrospective_html",
+    METRICS_FILE: "openmetrics",
+    RULES_FILE: "slo_rules",
+    SLOTH_FILE: "sloth_spec",
+}
+
+
+def _metadata(release: str, model: dict[str, Any], paths: dict[str, Path]) -> dict[str, Any]:
     action_items = model["action_items"]
     by_priority = {
         priority: sum(1 for item in action_items if item["priority"] == priority)
         for priority in ("P0", "P1", "P2", "P3")
     }
     summary = model["summary"]
-    md_path, html_path, json_path = paths
-    return {
+    metadata = {
         "release": release,
         "verdict": model["verdict"]["status"],
         "verdict_reasons": "; ".join(r["text"] for r in model["verdict"]["reasons"]),
@@ -109,11 +157,13 @@ def _metadata(release: str, model: dict[str, Any], paths: list[Path]) -> dict[st
         "recommendations": dg.MetadataValue.int(len(model["recommendations"])),
         "action_items": dg.MetadataValue.int(len(action_items)),
         "action_items_by_priority": dg.MetadataValue.json(by_priority),
-        "retrospective_md": dg.MetadataValue.path(str(md_path)),
-        "retrospective_json": dg.MetadataValue.path(str(json_path)),
-        "retrospective_html": dg.MetadataValue.path(str(html_path)),
         "summary": dg.MetadataValue.md(_summary_markdown(model)),
     }
+    for name, path in paths.items():
+        # The Sloth windows files (one per SLO period other than 30 days) by their name.
+        key = _PATH_KEYS.get(name) or name.removeprefix("GA_7DAY_").removesuffix(".yaml").lower()
+        metadata[key] = dg.MetadataValue.path(str(path))
+    return metadata
 
 
 def _summary_markdown(model: dict) -> str:

@@ -745,6 +745,15 @@ def score_series(
     return ScoredSeries(rows, result.expected * factor, z, hold)
 
 
+def _sort_codes(labels: pd.Series) -> np.ndarray:
+    """Integers that sort as sort_values sorts `labels`: a category's codes, else the
+    codes of the sorted distinct values."""
+    if isinstance(labels.dtype, pd.CategoricalDtype):
+        return labels.cat.codes.to_numpy()
+    codes, _ = pd.factorize(labels, sort=True, use_na_sentinel=False)
+    return codes
+
+
 def detect_anomalies(
     samples: pd.DataFrame,
     *,
@@ -785,32 +794,44 @@ def detect_anomalies(
     """
     if method not in ("ewma", "robust"):
         raise ValueError(f"method must be 'ewma' or 'robust', got {method!r}")
-    values = samples["value"].to_numpy(dtype="float64")
-    samples = samples.loc[np.isfinite(values)] if len(samples) else samples
-    if samples.empty:
+    all_values = samples["value"].to_numpy(dtype="float64")
+    finite_rows = np.flatnonzero(np.isfinite(all_values))
+    if not len(finite_rows):
         return _empty_events()
-    ordered = samples.sort_values(["service", "kpi", "ts"], kind="stable").reset_index(drop=True)
-    series_id = ordered.groupby(["service", "kpi"], sort=False, dropna=False).ngroup().to_numpy()
-    starts = np.flatnonzero(np.r_[True, series_id[1:] != series_id[:-1]])
-    ends = np.r_[starts[1:], len(ordered)]
+    # The finite rows by series and time, as a stable sort by (service, kpi, ts) orders
+    # them, in one lexsort over integers: a category's codes follow its order (as
+    # sort_values does), strings are factorised sorted, times are their ticks. Only the
+    # columns used are taken in that order, not the whole frame.
+    ts_utc = pd.to_datetime(samples["ts"], utc=True)
+    service_codes = _sort_codes(samples["service"])[finite_rows]
+    kpi_codes = _sort_codes(samples["kpi"])[finite_rows]
+    ticks = ts_utc.array.asi8[finite_rows]
+    local = np.lexsort((ticks, kpi_codes, service_codes))
+    order = finite_rows[local]
+    kpi_count = int(kpi_codes.max()) + 1
+    series_key = service_codes[local].astype("int64") * kpi_count + kpi_codes[local]
+    new_series = np.r_[True, series_key[1:] != series_key[:-1]]
+    series_id = np.cumsum(new_series) - 1
+    starts = np.flatnonzero(new_series)
+    ends = np.r_[starts[1:], len(order)]
 
-    values = ordered["value"].to_numpy(dtype="float64")
+    def column(name: str) -> np.ndarray:
+        return samples[name].to_numpy(dtype="float64")[order]
+
+    values = all_values[order]
     season = None
-    if SEASON_COLUMN in ordered.columns:
-        season = ordered[SEASON_COLUMN].to_numpy(dtype="float64")
+    if SEASON_COLUMN in samples.columns:
+        season = column(SEASON_COLUMN)
         season = np.where(np.isfinite(season) & (season > 0), season, 1.0)
-    trials = None
-    if TRIALS_COLUMN in ordered.columns:
-        trials = ordered[TRIALS_COLUMN].to_numpy(dtype="float64")
+    trials = column(TRIALS_COLUMN) if TRIALS_COLUMN in samples.columns else None
     band = None
-    if all(column in ordered.columns for column in BAND_COLUMNS):
-        band = tuple(ordered[column].to_numpy(dtype="float64") for column in BAND_COLUMNS)
-    epoch = pd.Timestamp(0, tz="UTC")
-    seconds = (
-        (pd.to_datetime(ordered["ts"], utc=True) - epoch) / pd.Timedelta(seconds=1)
-    ).to_numpy()
-    kpis = ordered["kpi"].to_numpy()
-    vectorised = len(ordered) >= IIR_LOOP_BELOW  # the engine of the job, not of one series
+    if all(name in samples.columns for name in BAND_COLUMNS):
+        band = tuple(column(name) for name in BAND_COLUMNS)
+    per_second = float(np.timedelta64(1, "s") / np.timedelta64(1, ts_utc.dt.unit))
+    seconds = ts_utc.array.asi8[order] / per_second
+    kpi_labels = samples["kpi"].to_numpy()
+    kpis = kpi_labels[order[starts]]
+    vectorised = len(order) >= IIR_LOOP_BELOW  # the engine of the job, not of one series
 
     def floor_of(kpi: object) -> float:
         change = min_change
@@ -819,7 +840,7 @@ def detect_anomalies(
         return max(float(change) / z_threshold, RELATIVE_STDDEV_FLOOR)
 
     rows, z, expected, hold = [], [], [], []
-    for first, stop in zip(starts, ends, strict=True):
+    for first, stop, kpi in zip(starts, ends, kpis, strict=True):
         scored = score_series(
             seconds[first:stop],
             values[first:stop],
@@ -829,7 +850,7 @@ def detect_anomalies(
             gap_factor=gap_factor,
             gap_edge_seconds=gap_edge_seconds,
             held_share=held_share,
-            relative_floor=floor_of(kpis[first]),
+            relative_floor=floor_of(kpi),
             season=None if season is None else season[first:stop],
             trials=None if trials is None else trials[first:stop],
             vectorised=vectorised,
@@ -858,16 +879,17 @@ def detect_anomalies(
     if not len(found.first):
         return _empty_events()
     peak = scored_rows[found.peak]
-    ts = ordered["ts"]
+    ts = samples["ts"]
     peak_z = scored_z[found.peak]
 
     def at(positions: np.ndarray) -> pd.Series:
-        return ts.iloc[scored_rows[positions]].reset_index(drop=True)
+        return ts.iloc[order[scored_rows[positions]]].reset_index(drop=True)
 
+    peak_kpis = kpi_labels[order[peak]]
     events = pd.DataFrame(
         {
-            "service": ordered["service"].to_numpy()[peak],
-            "kpi": ordered["kpi"].to_numpy()[peak],
+            "service": samples["service"].to_numpy()[order[peak]],
+            "kpi": peak_kpis,
             "start": at(found.first),
             "end": at(found.last),
             "peak_ts": at(found.peak),
@@ -875,7 +897,7 @@ def detect_anomalies(
             "peak_value": values[peak],
             "expected_value": np.concatenate(expected)[found.peak],
             "direction": np.where(peak_z > 0, "spike", "dip"),
-            "severity": _severity(peak_z, ordered["kpi"].to_numpy()[peak], severity_z, adverse),
+            "severity": _severity(peak_z, peak_kpis, severity_z, adverse),
             "points": found.points,
             "alarm_ts": at(found.alarm),
         }

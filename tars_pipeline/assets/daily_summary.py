@@ -93,7 +93,7 @@ def _metadata(
     health, drift = analysis.health, analysis.drift
     return {
         "release": release,
-        "day": day,
+        "day": str(day),  # text: a label, not a number to plot
         "health_score": dg.MetadataValue.float(float(health.score)),
         "health_band": health.band,
         "flagged_kpis": dg.MetadataValue.int(int(drift["flagged"].sum())),

@@ -10,6 +10,10 @@ Severity is chosen by what a failure means:
   is a degradation.
 - SLO compliance: ERROR — a breached SLO is a broken promise to users.
 None is blocking: a bad day must still reach the retrospective.
+
+Each verdict lists its `findings`, one plain line per thing that failed (a series, a KPI
+with the services beyond its threshold, an SLO on a service): the CLI prints exactly these
+lines and counts them, so a day's "2 KPIs beyond threshold" is followed by two lines.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Verdict:
     severity: Literal["warn", "error"] = "warn"
     summary: str = ""
     details: dict[str, int | float | str] = field(default_factory=dict)
+    findings: tuple[str, ...] = ()
 
 
 def completeness(coverage: pd.DataFrame) -> Verdict:
@@ -62,11 +67,15 @@ def completeness(coverage: pd.DataFrame) -> Verdict:
     ]
     overall = float(coverage["points"].sum() / max(coverage["expected_points"].sum(), 1) * 100)
     details = {
-        "completeness_pct": (round(overall, 2)),
-        "series": (len(coverage)),
-        "series_below_usable": (len(broken)),
-        "series_with_gaps": (len(gappy)),
+        "completeness_pct": round(overall, 2),
+        "series": str(len(coverage)),  # text: the same number every day is no plot
+        "series_below_usable": len(broken),
+        "series_with_gaps": len(gappy),
     }
+    findings = tuple(
+        f"{r.service} / {r.kpi}: {r.completeness_pct:.1f} % of the day"
+        for r in pd.concat([broken, gappy]).itertuples()
+    )
     worst = pd.concat([broken, gappy]).head(20)
     if len(worst):
         details["worst_series"] = Markdown(
@@ -77,10 +86,10 @@ def completeness(coverage: pd.DataFrame) -> Verdict:
         )
     if len(broken):
         summary = f"{len(broken)} series missing or below {USABLE_PCT:.0f} % of the day"
-        return Verdict(name, False, "error", summary, details)
+        return Verdict(name, False, "error", summary, details, findings)
     if len(gappy):
         summary = f"{len(gappy)} series with gaps (below {COMPLETE_PCT:.0f} % of the day)"
-        return Verdict(name, False, "warn", summary, details)
+        return Verdict(name, False, "warn", summary, details, findings)
     return Verdict(name, True, summary=f"all {len(coverage)} series complete", details=details)
 
 
@@ -117,11 +126,11 @@ def drift_within_threshold(drift: pd.DataFrame, kpis: Sequence[KpiDefinition]) -
             beyond.append(f"{kpi.title} on {', '.join(sorted(adverse['service']))}")
     details = {
         "kpis": Markdown("\n".join(lines) or "no drift rows for the day"),
-        "kpis_beyond_threshold": (len(beyond)),
+        "kpis_beyond_threshold": len(beyond),
     }
     if beyond:
         summary = "drifted beyond threshold: " + "; ".join(beyond)
-        return Verdict(DRIFT_CHECK, False, "warn", summary, details)
+        return Verdict(DRIFT_CHECK, False, "warn", summary, details, tuple(beyond))
     return Verdict(
         DRIFT_CHECK, True, summary=f"all {len(lines)} KPIs within threshold", details=details
     )
@@ -140,10 +149,11 @@ def slo_compliance(slo_daily: pd.DataFrame) -> Verdict:
     )
     details = {
         "slos": Markdown(table),
-        "max_burn_rate": (round(float(slo_daily["burn_rate"].max()), 3)),
+        "max_burn_rate": round(float(slo_daily["burn_rate"].max()), 3),
     }
     if len(breached):
-        names = ", ".join(sorted(f"{r.slo} on {r.service}" for r in breached.itertuples()))
-        return Verdict(name, False, "error", f"SLO breached: {names}", details)
+        pairs = tuple(sorted(f"{r.slo} on {r.service}" for r in breached.itertuples()))
+        summary = f"SLO breached: {', '.join(pairs)}"
+        return Verdict(name, False, "error", summary, details, pairs)
     summary = f"all {len(slo_daily)} SLO-service pairs held"
     return Verdict(name, True, summary=summary, details=details)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from tars_pipeline.cli import commands
+from tars_pipeline.cli.output import Finding, days_text, group_findings
 from tars_pipeline_tests.conftest import REPO, write_config
 
 SCRIPTS = Path(sys.executable).parent
@@ -188,3 +194,317 @@ def test_retro_auto_reuses_a_fresh_regression_summary_and_only_a_fresh_one(
         ).records
     assert len(summaries) == 3  # the analyzer's, after the re-run day, after the new settings
     assert json.loads(retro.read_text())["health_scores"] == first["health_scores"]
+
+
+# --- The conventions every tool shares (docs/cli.md), on the real console scripts ----------
+
+TOOLS = (*COMMANDS, "tars-snapshot", "tars-store")
+# A colour SGR sequence (foreground or background); bold and dim are styles, not colour.
+COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])(?:;[0-9;]*)?m")
+
+
+def _json(result: subprocess.CompletedProcess) -> dict:
+    """stdout is exactly one JSON object, on one line."""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, (result.stdout[-2000:], result.stderr[-2000:])
+    document = json.loads(lines[0])
+    assert isinstance(document, dict)
+    assert document["exit_code"] == result.returncode
+    assert document["ok"] is (result.returncode == 0)
+    return document
+
+
+def _imported(name: str, *args: str, cwd: Path) -> set[str]:
+    """The modules a console script imports to answer `args` (python -X importtime)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(SCRIPTS / name), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+
+
+@pytest.mark.parametrize("name", TOOLS)
+def test_help_and_version_stay_cheap(name: str, tmp_path: Path) -> None:
+    """--help and --version load neither Dagster nor pandas (start-up in tenths of a second)."""
+    for args in (("--help",), ("--version",)):
+        modules = _imported(name, *args, cwd=tmp_path)
+        heavy = sorted(m for m in modules if m.split(".")[0] in {"dagster", "pandas", "duckdb"})
+        assert not heavy, (name, args, heavy[:5])
+
+
+@pytest.mark.parametrize("name", TOOLS)
+def test_every_tool_documents_the_output_options_and_exit_codes(name: str, tmp_path: Path) -> None:
+    args = ("migrate", "--help") if name == "tars-store" else ("--help",)
+    result = _script(name, *args, cwd=tmp_path)
+    assert result.returncode == 0
+    for option in ("--json", "--quiet", "--verbose", "--no-color", "Exit status: 0 ok"):
+        assert option in result.stdout, (name, option)
+    version = _json(_script(name, "--version", "--json", cwd=tmp_path))
+    assert version["version_line"] == "T.A.R.S. Observability v1.0.2-pre (Phase 14.6)"
+
+
+def test_names_spelled_in_the_cli_are_the_configs_and_the_judges() -> None:
+    from tars_pipeline import config
+    from tars_pipeline.cli import snapshot, store
+    from tars_pipeline.judge import checks
+
+    assert commands.CONFIG_ENV_VAR == snapshot.CONFIG_ENV_VAR == store.CONFIG_ENV_VAR
+    assert commands.CONFIG_ENV_VAR == config.CONFIG_ENV_VAR
+    assert (commands.COMPLETENESS_CHECK, commands.SLO_CHECK, commands.DRIFT_CHECK) == (
+        checks.COMPLETENESS_CHECK,
+        checks.SLO_CHECK,
+        checks.DRIFT_CHECK,
+    )
+
+
+def test_days_are_written_as_ranges() -> None:
+    assert days_text([2]) == "day 2"
+    assert days_text([3, 4, 5, 6, 7]) == "days 3-7"
+    assert days_text([1, 3, 5, 7]) == "days 1, 3, 5, 7"
+    assert days_text([0, 1, 2, 4, 5]) == "days 0-2, 4-5"
+
+
+def test_a_repeated_finding_is_grouped_once_with_its_days_errors_first() -> None:
+    cost = Finding("WARN", "drift_within_threshold", "Compute cost on api-gateway")
+    slo = Finding("ERROR", "slo_compliance", "latency_p99 on api-gateway")
+    grouped = group_findings([(3, cost), (4, cost), (2, slo), (5, cost)])
+    assert grouped == [(slo, [2]), (cost, [3, 4, 5])]
+
+
+@pytest.fixture(scope="module")
+def one_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A 1-day window (GA day and day 1) on the bundled week, with its own instance and
+    GA day's baseline."""
+    folder = tmp_path_factory.mktemp("one_day")
+    release = {"name": "v1.0.1", "ga_date": "2026-03-03", "timezone": "America/New_York",
+               "window_days": 1}  # fmt: skip
+    write_config(folder, releases=[release])
+    env = {"DAGSTER_HOME": str(folder / "dagster_home"), "TARS_CONFIG": str(folder / "tars.yaml")}
+    ga_day = _script("tars-ga-kpi", "-q", cwd=folder, env=env)  # the baseline every test needs
+    assert ga_day.returncode == 0, ga_day.stderr[-2000:]
+    return folder, env
+
+
+@pytest.mark.slow
+def test_every_command_answers_json_and_keeps_its_human_text_on_stderr(one_day) -> None:
+    folder, env = one_day
+    steps = [
+        ("tars-ga-kpi", ()),
+        ("tars-stability-monitor", ("--day-number", "1")),
+        ("tars-anomaly-detector", ()),
+        ("tars-regression-analyzer", ()),
+        ("tars-retro", ("--auto",)),
+    ]
+    documents = {}
+    for name, args in steps:
+        result = _script(name, "--json", *args, cwd=folder, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        document = documents[name] = _json(result)
+        assert document["command"] == name and document["release"] == "v1.0.1"
+        assert document["outputs"] and all(Path(path).is_file() for path in document["outputs"])
+        assert document["verdict"]["status"] in {"pass", "warn", "fail"}
+        assert [run["run_id"] for run in document["runs"]]  # the runs it made, to look up
+        # Not a TTY: progress is plain lines, no colour anywhere.
+        assert "✓ v1.0.1" in result.stderr and not COLOUR.search(result.stderr + result.stdout)
+    ga, day, anomalies = (documents[n] for n in ("tars-ga-kpi", "tars-stability-monitor",
+                                                  "tars-anomaly-detector"))  # fmt: skip
+    assert ga["series"] == 36 and ga["samples"] > 0
+    assert day["day"] == 1 and 0 <= day["health"]["score"] <= 100
+    drift = next(check for check in day["checks"] if check["check"] == "drift_within_threshold")
+    assert day["kpis_beyond_threshold"] == len(drift["findings"]) == 1
+    assert anomalies["days"] == [0, 1] and anomalies["events"] == sum(
+        anomalies["by_severity"].values()
+    )
+    retro = documents["tars-retro"]
+    assert {Path(path).name for path in retro["outputs"]} == {
+        "GA_7DAY_RETROSPECTIVE.md", "GA_7DAY_RETROSPECTIVE.json", "GA_7DAY_RETROSPECTIVE.html"
+    }  # fmt: skip
+    assert (
+        retro["regression_summary_reused_from"]
+        == documents["tars-regression-analyzer"]["runs"][0]["run_id"]
+    )
+
+
+@pytest.mark.slow
+def test_quiet_prints_nothing_and_verbose_names_the_runs_and_passed_checks(one_day) -> None:
+    folder, env = one_day
+    quiet = _script("tars-stability-monitor", "-q", "--day-number", "1", cwd=folder, env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "" and quiet.stderr == ""
+    gated = _script("tars-stability-monitor", "-q", "--day-number", "1", "--fail-on", "warn",
+                    cwd=folder, env=env)  # fmt: skip
+    assert (gated.returncode, gated.stdout, gated.stderr) == (3, "", "")
+
+    verbose = _script("tars-stability-monitor", "-v", "--day-number", "1", cwd=folder, env=env)
+    assert verbose.returncode == 0
+    assert re.search(
+        r"  run [0-9a-f-]{36} \(tars_day, day_01\|v1\.0\.1\): [0-9.]+ s", verbose.stdout
+    )
+    assert "  pass data_completeness: all 36 series complete" in verbose.stdout
+    assert "  pass slo_compliance:" in verbose.stdout
+
+
+@pytest.mark.slow
+def test_errors_are_one_json_object_with_the_documented_exit_status(
+    one_day, tmp_path: Path
+) -> None:
+    folder, env = one_day
+    missing = _script("tars-ga-kpi", "--json", cwd=tmp_path, env={"TARS_CONFIG": ""})
+    error = _json(missing)["error"]
+    assert missing.returncode == 2 and error["kind"] == "user_error"
+    assert "configuration file not found" in error["message"] and "error:" in missing.stderr
+
+    usage = _script("tars-stability-monitor", "--json", "--day-number", "x", cwd=folder, env=env)
+    assert usage.returncode == 2 and _json(usage)["error"]["kind"] == "usage"
+    assert "usage:" in usage.stderr
+
+    snapshot = _script("tars-snapshot", "--json", "--day", "0", cwd=folder, env=env)
+    assert snapshot.returncode == 2
+    assert "reads from Prometheus" in _json(snapshot)["error"]["message"]
+    store = _script("tars-store", "--json", "migrate", cwd=folder, env=env)
+    # Nothing to migrate (the store is already Parquet, or there is none yet): refused.
+    assert store.returncode == 2 and _json(store)["error"]["kind"] == "user_error"
+
+    gate = _script("tars-stability-monitor", "--json", "--day-number", "1", "--fail-on", "warn",
+                   cwd=folder, env=env)  # fmt: skip
+    assert gate.returncode == 3
+    assert _json(gate)["verdict"] == {
+        "status": "warn",
+        "reasons": "drift_within_threshold WARN",
+        "fail_on": "warn",
+        "gate_reached": True,
+    }
+
+
+@pytest.mark.slow
+def test_a_failed_run_exits_1_and_ctrl_c_exits_130(one_day, tmp_path: Path) -> None:
+    folder, env = one_day
+    # A webhook nobody listens on: the notifications fail, so the close run fails.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    notifying = yaml.safe_load((folder / "tars.yaml").read_text(encoding="utf-8"))
+    notifying["notifications"] = {"webhook": {}, "retries": 0, "timeout_seconds": 2}
+    config = tmp_path / "tars.yaml"
+    config.write_text(yaml.safe_dump(notifying), encoding="utf-8")
+    hook = {**env, "TARS_CONFIG": str(config), "TARS_WEBHOOK_URL": f"http://127.0.0.1:{closed}/"}
+    failed = _script("tars-retro", "--json", "--auto", cwd=folder, env=hook)
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert _json(failed)["error"]["kind"] == "run_failed"
+    assert "Traceback" not in failed.stderr
+
+    # Ctrl-C while a run is going (a fresh week): 130, not the 1 of a failed run.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    process = subprocess.Popen(
+        [str(SCRIPTS / "tars-retro"), "--json", "--auto"],
+        cwd=fresh,
+        env={
+            **os.environ,
+            "DAGSTER_HOME": str(fresh / "home"),
+            "TARS_CONFIG": str(write_config(fresh)),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # plain progress: "… v1.0.1 day 0/7: ..." as a run starts
+        if line.startswith("… v1.0.1 day 1/7"):
+            break
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, (stdout[-2000:], stderr[-2000:])
+    assert json.loads(stdout)["error"]["kind"] == "interrupted"
+    assert "error: interrupted" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_a_week_prints_each_warning_once_with_its_days_and_counts_what_it_prints(
+    tmp_path: Path,
+) -> None:
+    """tars-retro --auto on the bundled week: the cost drift of every night from day 3 is
+    one line "(days 3-7)", not five; a day's counts are the lines printed under it."""
+    env = {"DAGSTER_HOME": str(tmp_path / "home"), "TARS_CONFIG": str(write_config(tmp_path))}
+    week = _script("tars-retro", "--auto", "--json", cwd=tmp_path, env=env)
+    assert week.returncode == 0, week.stderr[-2000:]
+    lines = [line for line in week.stderr.splitlines() if line.startswith("  WARN ")
+             or line.startswith("  ERROR ")]  # fmt: skip
+    assert len(lines) == len(set(lines))  # each finding once
+    assert (
+        "  WARN drift_within_threshold: Compute cost on api-gateway, checkout, search (days 3-7)"
+        in lines
+    )
+    assert "  ERROR slo_compliance: latency_p99 on api-gateway (day 2)" in lines
+    assert lines[0].startswith("  ERROR ")  # errors first
+    document = _json(week)
+    assert document["filled"] == {"baseline": True, "days": list(range(8))}
+    findings = {(c["check"], line) for c in document["checks"] for line in c["findings"]}
+    assert len(lines) == len(findings)  # every distinct finding of the week is printed
+
+    day = _script("tars-stability-monitor", "--day-number", "3", cwd=tmp_path, env=env)
+    assert day.returncode == 0, day.stderr[-2000:]
+    header, *rest = day.stdout.splitlines()
+    drifted = int(re.search(r"(\d+) KPIs? beyond threshold", header).group(1))
+    breaches = int(re.search(r"(\d+) SLO breach", header).group(1))
+    assert drifted == sum(line.startswith("  WARN drift_within_threshold: ") for line in rest) == 5
+    assert breaches == sum(line.startswith("  ERROR slo_compliance: ") for line in rest) == 0
+
+
+def _on_a_terminal(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run `command` with stdout and stderr on a pseudo-terminal; its exit status and all
+    it wrote there."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        command, cwd=cwd, env={**os.environ, **env}, stdin=follower, stdout=follower,
+        stderr=follower, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    process.wait(timeout=300)
+    os.close(leader)
+    return process.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_a_terminal_gets_colour_and_a_spinner_unless_no_color(one_day) -> None:
+    folder, env = one_day
+    command = [str(SCRIPTS / "tars-stability-monitor"), "--day-number", "1"]
+    env = {**env, "NO_COLOR": "", "TERM": "xterm-256color"}  # empty NO_COLOR: colour on
+    status, screen = _on_a_terminal(command, folder, env)
+    assert status == 0, screen[-2000:]
+    assert "\x1b[33mWARN\x1b[0m drift_within_threshold: Memory utilisation on search" in screen
+    assert "\x1b[?25l" in screen  # rich hides the cursor for its spinner...
+    assert re.search(r"✓\S* v1\.0\.1 day 1/1: kpi_samples, anomaly_events, daily_summary", screen)
+    assert "… v1.0.1 day 1/1" not in screen  # ...instead of the plain lines of a log
+
+    for plain in ({**env, "NO_COLOR": "1"}, None):
+        args = command if plain else [*command, "--no-color"]
+        status, screen = _on_a_terminal(args, folder, plain or env)
+        assert status == 0, screen[-2000:]
+        assert not COLOUR.search(screen), repr(COLOUR.search(screen))
+        assert "  WARN drift_within_threshold: Memory utilisation on search" in screen

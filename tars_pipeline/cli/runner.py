@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.cli.hygiene import process_tags, reap_dead_runs
+from tars_pipeline.cli.progress import Progress
 from tars_pipeline.config import Release, TarsConfig, config_digest
 from tars_pipeline.errors import RunFailedError, TarsUserError
 from tars_pipeline.partitions import release_day_key, release_day_partitions
@@ -56,15 +62,18 @@ def ensure_dagster_home(config: TarsConfig) -> Path:
     return home
 
 
-class Progress:
-    """One line per step on a terminal; silent when stderr is a log file or a pipe."""
+__all__ = ["Progress", "RunRecord", "Runner", "ensure_dagster_home", "job_for"]
 
-    def __init__(self, enabled: bool | None = None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
 
-    def step(self, message: str) -> None:
-        if self.enabled:
-            print(f"  … {message}", file=sys.stderr, flush=True)
+@dataclass(frozen=True)
+class RunRecord:
+    """One run a Runner launched: what the commands report with -v and in --json."""
+
+    run_id: str
+    job: str
+    partition: str
+    assets: tuple[str, ...]
+    seconds: float
 
 
 def _user_error_in(error: Any) -> str | None:
@@ -123,6 +132,34 @@ def _explain(error: Any, label: str, step: str, run_id: str) -> Exception:
     )
 
 
+@contextmanager
+def _watch_ctrl_c() -> Iterator[Callable[[], bool]]:
+    """Whether Ctrl-C arrived while the block ran. Dagster swaps the SIGINT handler for the
+    length of a run and turns an interrupt into a failed step ("Query interrupted"), so
+    the command asks the signal module's wakeup file instead, which every signal reaches
+    whatever the handler: Ctrl-C then exits 130, not 1 as if the run had failed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def interrupted() -> bool:
+        try:
+            return signal.SIGINT in os.read(read_end, 1024)
+        except BlockingIOError:
+            return False
+
+    try:
+        yield interrupted
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(read_end)
+        os.close(write_end)
+
+
 def job_for(asset_names: Sequence[str]) -> str:
     """The named job whose selection holds `asset_names`: GA day's assets with the baseline
     (two partitions definitions) run in the location's asset job."""
@@ -168,7 +205,12 @@ class Runner:
         prometheus_url: str = "",
         instance: dg.DagsterInstance | None = None,
         progress: Progress | None = None,
+        notify: Callable[[str], None] | None = None,
+        log_level: str = "CRITICAL",
     ):
+        """`notify` gets the lines worth telling the user (default: stderr); `log_level` is
+        the runs' Dagster console log on stderr (CRITICAL: silent, the CLI explains a
+        failure better)."""
         self.config = config
         self.repository = ReconstructableRepository.for_module(
             DEFINITIONS_MODULE, "defs", working_directory=str(Path.cwd())
@@ -190,9 +232,11 @@ class Runner:
             instance = dg.DagsterInstance.get()
         self.instance = instance
         self.progress = progress or Progress()
+        self.log_level = log_level
+        self.runs: list[RunRecord] = []
         register_releases(instance, [release.name for release in config.releases])
         # Runs an earlier command left STARTED when its process was killed (hygiene.py).
-        reap_dead_runs(instance, lambda line: print(line, file=sys.stderr))
+        reap_dead_runs(instance, notify or (lambda line: print(line, file=sys.stderr)))
 
     @property
     def store(self) -> DuckDBResource | ParquetLocation:
@@ -211,7 +255,17 @@ class Runner:
         run_config: dict | None = None,
         label: str,
     ) -> dg.ExecuteInProcessResult:
-        self.progress.step(label)
+        with self.progress.task(label):
+            return self._materialize(asset_names, partition_key, run_config, label)
+
+    def _materialize(
+        self,
+        asset_names: Sequence[str],
+        partition_key: str | dg.MultiPartitionKey,
+        run_config: dict | None,
+        label: str,
+    ) -> dg.ExecuteInProcessResult:
+        started = time.monotonic()
         job_name = job_for(asset_names)
         recon_job = self.repository.get_reconstructable_job(job_name)
         job_def = recon_job.get_definition()
@@ -219,7 +273,7 @@ class Runner:
         # The run's own log goes to the instance (the UI shows it); the terminal gets the
         # progress lines and, on failure, one clear message. CRITICAL, not ERROR: Dagster logs
         # a failed step at ERROR with its stack trace, and the message below says it better.
-        quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+        quiet = {"loggers": {"console": {"config": {"log_level": self.log_level}}}}
         run = self.instance.create_run_for_job(
             job_def=job_def,
             run_config={**quiet, "resources": self.resource_config, **(run_config or {})},
@@ -228,14 +282,27 @@ class Runner:
                 **process_tags(),  # which process runs it: found if that process dies
                 # On a terminal, the Prometheus source adds one line per KPI fetch. The
                 # step's stderr is captured by Dagster, so the step cannot ask isatty().
-                **({PROGRESS_TAG: "terminal"} if self.progress.enabled else {}),
+                **({PROGRESS_TAG: "terminal"} if self.progress.terminal else {}),
                 **_partition_tags(partition_key),
             },
             asset_selection=frozenset(selection),
             remote_job_origin=_remote_origin(job_name),
             job_code_origin=recon_job.get_python_origin(),
         )
-        result = execute_run(recon_job, run, self.instance)
+        with _watch_ctrl_c() as interrupted:
+            result = execute_run(recon_job, run, self.instance)
+            stopped = not result.success and interrupted()
+        if stopped:
+            raise KeyboardInterrupt(f"{label}: stopped, run {result.run_id} marked failed")
+        self.runs.append(
+            RunRecord(
+                result.run_id,
+                job_name,
+                str(partition_key),
+                tuple(asset_names),
+                round(time.monotonic() - started, 2),
+            )
+        )
         if not result.success:
             for event in result.all_events:
                 if event.is_step_failure:
@@ -307,14 +374,17 @@ class Runner:
                 return None
         return record
 
-    def failed_checks(self, result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
-        """The asset checks of a run that did not pass (ERROR first)."""
-        failed = [
+    def checks(self, result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
+        """Every asset check a run evaluated, in the order it did."""
+        return [
             event.asset_check_evaluation_data
             for event in result.all_events
             if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-            and not event.asset_check_evaluation_data.passed
         ]
+
+    def failed_checks(self, result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
+        """The asset checks of a run that did not pass (ERROR first)."""
+        failed = [check for check in self.checks(result) if not check.passed]
         return sorted(failed, key=lambda check: check.severity != dg.AssetCheckSeverity.ERROR)
 
     def metadata(self, result: dg.ExecuteInProcessResult, asset_name: str) -> dict[str, Any]:

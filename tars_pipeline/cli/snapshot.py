@@ -22,31 +22,30 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import pandas as pd
-
-from tars_pipeline import VERSION_LINE, __version__
+from tars_pipeline import __version__
 from tars_pipeline.cli.arguments import DAY
-from tars_pipeline.config import CONFIG_ENV_VAR, PrometheusSourceConfig, Release, load_config
-from tars_pipeline.errors import TarsUserError, exit_status
-from tars_pipeline.sources import build_source
-from tars_pipeline.sources.base import DayFetch
-from tars_pipeline.sources.prometheus import terminal_progress, with_prometheus_url
-from tars_pipeline.sources.snapshot import MANIFEST_NAME, SNAPSHOT_FORMAT
+from tars_pipeline.cli.output import EXIT_EPILOG, EXIT_OK, Output, Parser, add_conventions, run
+from tars_pipeline.errors import TarsUserError
 
+if TYPE_CHECKING:  # pandas, DuckDB and the sources load when an export runs, not for --help
+    import pandas as pd
+
+    from tars_pipeline.config import Release
+
+CONFIG_ENV_VAR = "TARS_CONFIG"  # tars_pipeline.config's (a test holds them equal)
 FORMAT_VERSION = 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tars-snapshot",
         description="Export a release window from Prometheus into the offline snapshot format "
         "(Parquet + manifest.json), to replay, share or analyse it without production access.",
-        epilog="Exit status: 0 ok, 1 unexpected failure, 2 bad input or unreachable source. "
-        "See docs/prometheus.md.",
+        epilog="See docs/prometheus.md. " + EXIT_EPILOG,
     )
-    parser.add_argument("--version", action="version", version=VERSION_LINE)
+    add_conventions(parser)
     parser.add_argument(
         "--config", metavar="PATH", help=f"tars.yaml (default ${CONFIG_ENV_VAR} or ./tars.yaml)"
     )
@@ -93,6 +92,8 @@ def _days(release: Release, requested: Sequence[int] | None, now: dt.datetime) -
 
 def write_day(release_dir: Path, date: dt.date, samples: pd.DataFrame) -> Path:
     """One day's samples as `<date>.parquet`, sorted, written atomically."""
+    import duckdb
+
     release_dir.mkdir(parents=True, exist_ok=True)
     path = release_dir / f"{date.isoformat()}.parquet"
     partial = path.with_suffix(".parquet.tmp")
@@ -122,6 +123,8 @@ def write_manifest(
     completeness: dict[str, float],
 ) -> Path:
     """manifest.json for the folder, merged with an earlier export's days and services."""
+    from tars_pipeline.sources.snapshot import MANIFEST_NAME, SNAPSHOT_FORMAT
+
     path = release_dir / MANIFEST_NAME
     earlier: dict = {}
     if path.is_file():
@@ -154,7 +157,12 @@ def write_manifest(
     return path
 
 
-def _export(args: argparse.Namespace) -> int:
+def _export(args: argparse.Namespace, out: Output) -> int:
+    from tars_pipeline.cli.progress import Progress
+    from tars_pipeline.config import PrometheusSourceConfig, load_config
+    from tars_pipeline.sources import build_source
+    from tars_pipeline.sources.prometheus import terminal_progress, with_prometheus_url
+
     config = load_config(args.config)
     if args.prometheus_url:
         config = with_prometheus_url(config, args.prometheus_url)
@@ -170,34 +178,37 @@ def _export(args: argparse.Namespace) -> int:
         if args.release
         else max(config.releases, key=lambda item: item.ga_date)
     )
+    out.record(release=release.name)
     days = _days(release, args.day, dt.datetime.now(dt.UTC))
     root = Path(args.output_dir) if args.output_dir else config.data_dir / "snapshot"
     release_dir = root / release.name
 
-    def warn(message: str) -> None:
-        print(f"warning: {message}", file=sys.stderr)
-
-    source = build_source(config, progress=terminal_progress(), warn=warn)
+    progress = Progress(enabled=not out.quiet, color=not out.no_color)
+    # One line per KPI fetch on a terminal (the source's own), above the day's spinner.
+    per_kpi = terminal_progress() if progress.terminal else None
+    source = build_source(config, progress=per_kpi, warn=out.warning)
     services: set[str] = set()
     completeness: dict[str, float] = {}
     rows = 0
+    written: list[str] = []
     for day in days:
         start, end = release.day_bounds(day)
-        fetch: DayFetch = source.fetch_day(release, start, end, config.kpis, config.step_seconds)
+        with progress.task(f"{release.name} day {day}/{release.window_days}: export"):
+            fetch = source.fetch_day(release, start, end, config.kpis, config.step_seconds)
         services |= {c.service for c in fetch.coverage}
         expected = sum(c.expected_points for c in fetch.coverage)
         points = sum(c.points for c in fetch.coverage)
         completeness[str(day)] = round(100.0 * points / expected, 2) if expected else 0.0
         for gap in fetch.missing:
-            warn(f"day {day}: no data for {gap.service}/{gap.kpi}")
+            out.warning(f"day {day}: no data for {gap.service}/{gap.kpi}")
         for gap in fetch.incomplete:
-            warn(f"day {day}: {gap.service}/{gap.kpi} covers {gap.completeness_pct:.1f} %")
+            out.warning(f"day {day}: {gap.service}/{gap.kpi} covers {gap.completeness_pct:.1f} %")
         if fetch.samples.empty:
-            warn(f"day {day}: no samples at all, no file written")
+            out.warning(f"day {day}: no samples at all, no file written")
             continue
-        write_day(release_dir, release.day_date(day), fetch.samples)
+        written.append(str(write_day(release_dir, release.day_date(day), fetch.samples).resolve()))
         rows += len(fetch.samples)
-    write_manifest(
+    manifest = write_manifest(
         release_dir,
         release,
         step_seconds=config.step_seconds,
@@ -207,15 +218,22 @@ def _export(args: argparse.Namespace) -> int:
         completeness=completeness,
     )
     shown = ", ".join(str(day) for day in days)
-    print(f"Exported {release.name} day(s) {shown}: {rows} samples, {len(services)} service(s)")
-    print(f"  -> {release_dir}")
-    return 0
+    out.say(f"Exported {release.name} day(s) {shown}: {rows} samples, {len(services)} service(s)")
+    out.say(f"  -> {release_dir}")
+    out.record(
+        days=days,
+        samples=rows,
+        services=sorted(services),
+        completeness_pct=completeness,
+        folder=str(release_dir.resolve()),
+        outputs=[*written, str(manifest.resolve())],
+    )
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (the console script exits with it)."""
-    args = _parser().parse_args(argv)
-    return exit_status(lambda: _export(args))
+    return run(_parser(), _export, argv)
 
 
 def console_script() -> None:

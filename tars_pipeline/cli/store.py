@@ -19,28 +19,30 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+from tars_pipeline.cli.output import EXIT_EPILOG, EXIT_OK, Output, Parser, add_conventions, run
+from tars_pipeline.errors import TarsUserError
 
-from tars_pipeline import VERSION_LINE
-from tars_pipeline.config import CONFIG_ENV_VAR, load_config
-from tars_pipeline.errors import TarsUserError, exit_status
-from tars_pipeline.store import SCHEMA_VERSION, TABLES, read_table
-from tars_pipeline.store_files import files_for
-from tars_pipeline.store_parquet import META_FILE, ParquetStore
+if TYPE_CHECKING:  # DuckDB and the store load when a migration runs, not for --help
+    import duckdb
 
 BACKUP_SUFFIX = ".pre-parquet"
+CONFIG_ENV_VAR = "TARS_CONFIG"  # tars_pipeline.config's (a test holds them equal)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tars-store",
         description="Manage the TARS store: migrate the DuckDB file to the Parquet layout.",
-        epilog="Exit status: 0 ok, 1 unexpected failure, 2 bad input. See docs/deployment.md.",
+        epilog="See docs/deployment.md. " + EXIT_EPILOG,
     )
-    parser.add_argument("--version", action="version", version=VERSION_LINE)
+    add_conventions(parser)
     commands = parser.add_subparsers(dest="command", required=True)
-    migrate = commands.add_parser("migrate", help="DuckDB file → Parquet layout + catalog")
+    migrate = commands.add_parser(
+        "migrate", help="DuckDB file → Parquet layout + catalog", epilog=EXIT_EPILOG
+    )
+    add_conventions(migrate, subcommand=True)
     migrate.add_argument(
         "--config", metavar="PATH", help=f"tars.yaml (default ${CONFIG_ENV_VAR} or ./tars.yaml)"
     )
@@ -55,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _source_version(conn: duckdb.DuckDBPyConnection, path: Path) -> int:
+    import duckdb
+
     try:
         row = conn.execute("SELECT value FROM tars_meta WHERE key = 'schema_version'").fetchone()
     except duckdb.CatalogException as error:
@@ -67,6 +71,8 @@ def _source_version(conn: duckdb.DuckDBPyConnection, path: Path) -> int:
 
 
 def _releases(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    from tars_pipeline.store import TABLES
+
     names: set[str] = set()
     for table in TABLES:
         names |= {
@@ -75,7 +81,18 @@ def _releases(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return sorted(names)
 
 
-def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
+def migrate(
+    config_path: str | None, source: str | None, dry_run: bool, out: Output | None = None
+) -> int:
+    """Move the store; `out` (default: plain output) gets the result lines and the JSON."""
+    import duckdb
+
+    from tars_pipeline.config import load_config
+    from tars_pipeline.store import SCHEMA_VERSION, TABLES, read_table
+    from tars_pipeline.store_files import files_for
+    from tars_pipeline.store_parquet import META_FILE, ParquetStore
+
+    out = out or Output("tars-store")
     config = load_config(config_path)
     path = Path(source) if source else config.store_file
     if not path.is_file():
@@ -137,30 +154,43 @@ def migrate(config_path: str | None, source: str | None, dry_run: bool) -> int:
                 store.close()
     total = sum(counts.values())
     verb = "Would move" if dry_run else "Moved"
-    print(
+    out.say(
         f"{verb} {total} rows of {len(releases)} release(s), {partitions} partition(s), "
         f"from {path} to {root}"
     )
+    out.record(
+        dry_run=dry_run,
+        source=str(path),
+        destination=str(root),
+        releases=releases,
+        partitions=partitions,
+        rows=total,
+        rows_by_table=counts,
+    )
     if dry_run:
-        return 0
+        return EXIT_OK
     kept = path
     if path.resolve() == catalog.resolve():
         kept = path.with_name(path.name + BACKUP_SUFFIX)
         path.replace(kept)
     with ParquetStore(root, endpoint_url=endpoint) as store:
         store.write_catalog(catalog)
-    print(f"  the DuckDB file is kept as {kept}; {catalog} is now the catalog")
+    out.say(f"  the DuckDB file is kept as {kept}; {catalog} is now the catalog")
     if config.store_layout == "duckdb":
-        print("  set `store_layout: parquet` (or auto) in tars.yaml to use the new store")
+        out.say("  set `store_layout: parquet` (or auto) in tars.yaml to use the new store")
     else:
-        print(f"  runs now use the new store (store_layout: {config.store_layout})")
-    return 0
+        out.say(f"  runs now use the new store (store_layout: {config.store_layout})")
+    out.record(kept=str(kept), catalog=str(catalog), store_layout=config.store_layout)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (the console script exits with it)."""
-    args = _parser().parse_args(argv)
-    return exit_status(lambda: migrate(args.config, args.source, args.dry_run))
+
+    def body(args: argparse.Namespace, out: Output) -> int:
+        return migrate(args.config, args.source, args.dry_run, out)
+
+    return run(_parser(), body, argv)
 
 
 def console_script() -> None:

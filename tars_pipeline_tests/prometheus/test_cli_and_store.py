@@ -89,7 +89,7 @@ def test_an_unreachable_prometheus_url_is_one_message_and_exit_2(
     seed_folder: Path, capsys: pytest.CaptureFixture
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    assert commands.ga_kpi.run(["--prometheus-url", url]) == 2
+    assert commands.ga_kpi.run(["-q", "--prometheus-url", url]) == 2  # -q: no progress lines
     err = capsys.readouterr().err
     assert err.startswith("error: source.url / --prometheus-url: cannot connect to Prometheus")
     assert "Traceback" not in err and "Stack Trace" not in err

@@ -98,12 +98,36 @@ class SloDefinition(_Model):
         return self
 
 
+DayWindows = Literal["24h", "local_time", "calendar"]
+
+
 class Release(_Model):
-    """A release under watch: Day 0 is the GA date in the release's timezone."""
+    """A release under watch: Day 0 is the GA date in the release's timezone, or the 24
+    hours from the GA moment (`ga_at`)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)]
-    ga_date: dt.date
+    # ga_at and timezone come before ga_date: its validator reads them.
+    ga_at: dt.datetime | None = Field(
+        default=None,
+        description="The GA moment with its UTC offset (e.g. 2026-05-12T14:30:00+02:00): "
+        "Day 0 is then the 24 hours from it and each later day the next window "
+        "(day_windows), instead of calendar days from local midnight.",
+    )
     timezone: str = "UTC"
+    ga_date: dt.date = Field(
+        default=None,  # type: ignore[assignment]  # ga_at's local date, else required
+        validate_default=True,
+        description="GA day, a local calendar date (e.g. 2026-05-12); with ga_at it may be "
+        "left out (it is then ga_at's local date, and must be when both are given).",
+    )
+    day_windows: DayWindows = Field(
+        default="24h",
+        description="With ga_at: '24h', each day exactly 24 hours after the previous (the "
+        "same UTC time every day; across a DST change the local time moves by an hour); "
+        "'local_time', each day from the GA's local time of day (a DST day lasts 23 or 25 "
+        "hours, as calendar days do); 'calendar', Day 0 from ga_at to local midnight and "
+        "every later day a calendar day.",
+    )
     window_days: Annotated[int, Field(ge=1, le=MAX_WINDOW_DAYS)] = 7
     services: tuple[str, ...] = ()
     previous_release: str | None = None
@@ -133,9 +157,62 @@ class Release(_Model):
             ) from None
         return value
 
+    @field_validator("ga_at")
+    @classmethod
+    def _aware_moment(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(
+                "needs its UTC offset, e.g. 2026-05-12T14:30:00+02:00 or 2026-05-12T12:30:00Z"
+            )
+        return value
+
+    @field_validator("ga_date", mode="wrap")
+    @classmethod
+    def _ga_day(cls, value: Any, handler: Any, info: Any) -> dt.date:
+        ga_at = info.data.get("ga_at")
+        if value is None and ga_at is None:
+            raise ValueError(
+                "required: the GA day (e.g. 2026-05-12), or set ga_at, the GA moment "
+                "(e.g. 2026-05-12T14:30:00+02:00)"
+            )
+        date = None if value is None else handler(value)
+        timezone = info.data.get("timezone")
+        if ga_at is None or timezone is None:  # no moment, or its zone is refused already
+            return date
+        local = ga_at.astimezone(ZoneInfo(timezone)).date()
+        if date is not None and date != local:
+            raise ValueError(
+                f"{date} is not the local date of ga_at ({ga_at.isoformat()} is {local} "
+                f"in {timezone}); leave ga_date out"
+            )
+        return local
+
+    @model_validator(mode="after")
+    def _windows_need_a_moment(self) -> Release:
+        if self.ga_at is None and "day_windows" in self.model_fields_set:
+            raise ValueError("day_windows applies to a release with ga_at; set ga_at too")
+        return self
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def windows_from_ga_moment(self) -> bool:
+        """Whether the days end at the GA's time of day rather than at local midnight (the
+        nightly schedules then run per release at that time: `schedules.py`)."""
+        return self.ga_at is not None and self.day_windows != "calendar"
+
+    def day_start(self, day: int) -> dt.datetime:
+        """When day `day` (negative: before GA) begins, in UTC."""
+        if self.ga_at is None or (self.day_windows == "calendar" and day != 0):
+            date = self.ga_date + dt.timedelta(days=day)
+            return dt.datetime.combine(date, dt.time(0), tzinfo=self.tz).astimezone(dt.UTC)
+        if self.day_windows == "calendar" or self.day_windows == "24h":
+            return (self.ga_at + dt.timedelta(days=day)).astimezone(dt.UTC)
+        local = self.ga_at.astimezone(self.tz)  # local_time: the same wall-clock time
+        date = local.date() + dt.timedelta(days=day)
+        return dt.datetime.combine(date, local.timetz().replace(tzinfo=self.tz)).astimezone(dt.UTC)
 
     @property
     def reference_start(self) -> dt.date | None:
@@ -146,22 +223,32 @@ class Release(_Model):
         return self.ga_date - dt.timedelta(days=7) if self.auto_reference else None
 
     def day_date(self, day: int) -> dt.date:
-        return self.ga_date + dt.timedelta(days=day)
+        """The local date day `day` begins on."""
+        if self.ga_at is None:
+            return self.ga_date + dt.timedelta(days=day)
+        return self.day_start(day).astimezone(self.tz).date()
 
     def day_bounds(self, day: int) -> tuple[dt.datetime, dt.datetime]:
-        """The day's data window: that calendar day in the release timezone, in UTC."""
-        date = self.day_date(day)
-        start = dt.datetime.combine(date, dt.time(0), tzinfo=self.tz)
-        end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
-        return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+        """The day's data window [start, end), in UTC: that calendar day in the release
+        timezone, or with ga_at the window `day_windows` describes."""
+        return self.day_start(day), self.day_start(day + 1)
 
     def day_of(self, moment: dt.datetime | dt.date) -> int:
-        """The release-day index of a moment (its local calendar day) or of a local date:
-        0 on GA day, negative before it, beyond window_days after the window."""
+        """The release-day index of a moment (the window holding it) or of a local date
+        (the window beginning on it): 0 on GA day, negative before it, beyond window_days
+        after the window."""
         if isinstance(moment, dt.datetime):
             if moment.tzinfo is None:
                 raise ValueError("a moment must be timezone-aware")
-            moment = moment.astimezone(self.tz).date()
+            if self.ga_at is None:
+                moment = moment.astimezone(self.tz).date()
+            else:
+                day = (moment - self.day_start(0)) // dt.timedelta(days=1)
+                while moment < self.day_start(day):
+                    day -= 1
+                while moment >= self.day_start(day + 1):
+                    day += 1
+                return day
         return (moment - self.ga_date).days
 
     @property

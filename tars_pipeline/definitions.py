@@ -46,7 +46,7 @@ RESOURCES = {
 defs = dg.Definitions(
     assets=ASSETS,
     jobs=list(JOBS),
-    schedules=build_schedules([release.timezone for release in load_config().releases]),
+    schedules=build_schedules(load_config().releases),
     sensors=[register_configured_releases, tars_continuous_anomalies],
     resources=RESOURCES,
     # Steps are small and all write one DuckDB file: run them in the run's process.

@@ -11,6 +11,13 @@ Schedules, per distinct release timezone (a cron has one zone):
 - `tars_baseline_<zone>` at 00:15 local: the baseline of releases whose GA day just ended;
 - `tars_close_<zone>` at 00:15 local: the Day-7 work of releases whose last day just ended.
 
+A release with `ga_at` whose days end at the GA's time of day (`day_windows` 24h or
+local_time) is left out of its zone's schedules and gets its own: `tars_window_<release>`,
+WINDOW_LAG after each of its day boundaries (UTC for 24h windows, which end at the same UTC
+time every day; the release timezone for local_time windows), runs the day that just
+ended; `tars_window_baseline_<release>` and `tars_window_close_<release>`, FOLLOW_UP_LAG
+later, the baseline after Day 0 and the Day-7 work after the last day.
+
 Which zones have schedules is read from tars.yaml when the code location loads (a new zone
 needs a reload); which releases are due is read at each tick, so an edited release list or
 GA date takes effect at once. Every scheduled run carries the tag `tars/sequence: <release>`,
@@ -25,6 +32,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -42,6 +50,10 @@ from tars_pipeline.resources import TarsConfigResource
 NIGHTLY_CRON = "59 23 * * *"
 SEQUENCE_TAG = "tars/sequence"
 FOLLOW_UP_CRON = "15 0 * * *"
+WINDOW_LAG = dt.timedelta(minutes=5)
+"""How long after a day boundary the window schedule runs: the last scrape is in by then."""
+FOLLOW_UP_LAG = dt.timedelta(minutes=10)
+"""The Day-7 work's window schedule runs this long after the last day's."""
 
 day_job = dg.define_asset_job(
     "tars_day",
@@ -92,6 +104,110 @@ def finished_days(releases: Sequence[Release], at: dt.datetime) -> list[DueDay]:
     return _in_window(releases, {release.name: release.day_of(at) - 1 for release in releases})
 
 
+def ended_days(
+    releases: Sequence[Release], at: dt.datetime, lag: dt.timedelta = dt.timedelta(0)
+) -> list[DueDay]:
+    """Release-days whose window ended in the 24 hours up to `at` - `lag` (the window
+    schedules' ticks)."""
+    if at.tzinfo is None:
+        raise ValueError("tick time must be timezone-aware")
+    until = at - lag
+    return [
+        DueDay(release.name, day, final=day == release.window_days)
+        for release in releases
+        for day in release.days
+        if until - dt.timedelta(days=1) < release.day_bounds(day)[1] <= until
+    ]
+
+
+def window_cron(release: Release, lag: dt.timedelta = WINDOW_LAG) -> tuple[str, str]:
+    """(cron, execution timezone) of a release's window schedule: `lag` after the time of
+    day its windows end (UTC for 24h windows, the release timezone for local_time ones)."""
+    if release.ga_at is None:
+        raise ValueError(f"release {release.name} has no ga_at")
+    zone = "UTC" if release.day_windows == "24h" else release.timezone
+    tick = (release.ga_at + lag).astimezone(ZoneInfo(zone))
+    return f"{tick.minute} {tick.hour} * * *", zone
+
+
+def window_schedules(release: Release) -> list[dg.ScheduleDefinition]:
+    """The schedules of a release whose days end at the GA's time of day: the day that
+    just ended, WINDOW_LAG after its end; FOLLOW_UP_LAG later, the baseline after Day 0 and
+    the Day-7 work after the last day, queued behind the day they need by `tars/sequence`."""
+    name = release.name
+    slug = _slug(name)
+
+    def ended(lag: dt.timedelta, context: dg.ScheduleEvaluationContext, config) -> list[DueDay]:
+        releases = [r for r in config.load().releases if r.name == name]
+        if not releases or not releases[0].windows_from_ga_moment:
+            return []  # removed, or back to calendar days: the zone schedules have it
+        return ended_days(releases, context.scheduled_execution_time, lag)
+
+    def schedule(
+        what: str,
+        lag: dt.timedelta,
+        job: dg.UnresolvedAssetJobDefinition,
+        pick: Callable[[DueDay], bool],
+        partition_key: Callable[[DueDay], str | dg.MultiPartitionKey],
+        description: str,
+    ) -> dg.ScheduleDefinition:
+        cron, zone = window_cron(release, lag)
+
+        @dg.schedule(
+            name=f"tars_{what}_{slug}",
+            cron_schedule=cron,
+            execution_timezone=zone,
+            job=job,
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description=f"{cron} ({zone}): {description}.",
+        )
+        def _schedule(
+            context: dg.ScheduleEvaluationContext, tars_config: TarsConfigResource
+        ) -> Iterator[dg.RunRequest | dg.SkipReason]:
+            at = context.scheduled_execution_time
+            items = [item for item in ended(lag, context, tars_config) if pick(item)]
+            if not items:
+                yield dg.SkipReason(f"at {at.isoformat()}, nothing due: {description}")
+            for item in items:
+                key = partition_key(item)
+                yield dg.RunRequest(
+                    run_key=f"{item.release}/{what}/{at.date().isoformat()}/{key}",
+                    partition_key=key,
+                    tags={SEQUENCE_TAG: item.release},
+                )
+
+        return _schedule
+
+    minutes = int(WINDOW_LAG.total_seconds() // 60)
+    follow_up = WINDOW_LAG + FOLLOW_UP_LAG
+    return [
+        schedule(
+            "window",
+            WINDOW_LAG,
+            day_job,
+            lambda item: True,
+            lambda item: release_day_key(item.release, item.day),
+            f"release {name}'s day that ended {minutes} minutes ago",
+        ),
+        schedule(
+            "window_baseline",
+            follow_up,
+            baseline_job,
+            lambda item: item.day == 0,
+            lambda item: release_day_key(item.release, 0),
+            f"release {name}'s baseline, after its GA day",
+        ),
+        schedule(
+            "window_close",
+            follow_up,
+            close_job,
+            lambda item: item.final,
+            lambda item: item.release,
+            f"release {name}'s Day-7 work, after its last day",
+        ),
+    ]
+
+
 def _slug(timezone: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", timezone.lower()).strip("_")
 
@@ -119,7 +235,11 @@ def zone_schedules(timezone: str) -> list[dg.ScheduleDefinition]:
             context: dg.ScheduleEvaluationContext, tars_config: TarsConfigResource
         ) -> Iterator[dg.RunRequest | dg.SkipReason]:
             at = context.scheduled_execution_time
-            releases = [r for r in tars_config.load().releases if r.timezone == timezone]
+            releases = [
+                r
+                for r in tars_config.load().releases
+                if r.timezone == timezone and not r.windows_from_ga_moment
+            ]
             items = due(releases, at)
             if not items:
                 yield dg.SkipReason(f"on {at.date().isoformat()}, nothing due: {what}")
@@ -161,5 +281,13 @@ def zone_schedules(timezone: str) -> list[dg.ScheduleDefinition]:
     ]
 
 
-def build_schedules(timezones: Sequence[str]) -> list[dg.ScheduleDefinition]:
-    return [schedule for zone in sorted(set(timezones)) for schedule in zone_schedules(zone)]
+def build_schedules(releases: Sequence[Release]) -> list[dg.ScheduleDefinition]:
+    """The zone schedules of every release timezone, and a window schedule per release
+    whose days end at the GA's time of day."""
+    zones = sorted({release.timezone for release in releases})
+    return [schedule for zone in zones for schedule in zone_schedules(zone)] + [
+        schedule
+        for release in releases
+        if release.windows_from_ga_moment
+        for schedule in window_schedules(release)
+    ]

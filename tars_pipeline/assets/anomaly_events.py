@@ -1,5 +1,7 @@
 """anomaly_events: EWMA + z-score anomaly events for one release-day."""
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -62,6 +64,13 @@ def anomaly_events(
             release.day_date(d): read_reference(source, tars, release, d, include_ga_day=True)
             for d in dates
         }
+        # A window from ga_at spans two local dates; the second one's weekday has its own
+        # reference day (calendar days start and end on one date).
+        second = (release.day_bounds(day)[1] - dt.timedelta(microseconds=1)).astimezone(release.tz)
+        if second.date() not in references:
+            references[second.date()] = read_reference(
+                source, tars, release, day, include_ga_day=True, date=second.date()
+            )
         events = day_anomalies(
             history,
             tars,

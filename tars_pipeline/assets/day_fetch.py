@@ -117,9 +117,10 @@ def read_reference(
     day: int,
     *,
     include_ga_day: bool = False,
+    date: dt.date | None = None,
 ) -> ReferenceDays | None:
     """`judge.day.reference_for_day` reading the pre-GA reference days from `source`, each
-    date's bounds computed like `Release.day_bounds`."""
+    a calendar date in the release timezone."""
     if release.reference_start is None or (day == 0 and not include_ga_day):
         return None
 
@@ -134,4 +135,6 @@ def read_reference(
             # Prometheus whose retention or discovery finds nothing there has none).
             return empty_samples()
 
-    return reference_for_day(config, release, day, fetch_date, include_ga_day=include_ga_day)
+    return reference_for_day(
+        config, release, day, fetch_date, include_ga_day=include_ga_day, date=date
+    )

@@ -222,6 +222,7 @@ def reference_for_day(
     fetch_date: Callable[[dt.date], pd.DataFrame],
     *,
     include_ga_day: bool = False,
+    date: dt.date | None = None,
 ) -> ReferenceDays | None:
     """The pre-GA reference days for `day` (its weekday, and GA's weekday), cleaned like
     the judged samples; None for Day 0, without a usable reference week, or when either
@@ -236,7 +237,7 @@ def reference_for_day(
             where=f"releases[{release.name}].reference_date",
             remedy="use a pre-GA date, ideally the GA date minus 7 days",
         )
-    dates = reference_dates(release, day)
+    dates = reference_dates(release, day, date)
     if dates is None:
         return None
     frames = {date: clean_samples(fetch_date(date), config) for date in set(dates)}

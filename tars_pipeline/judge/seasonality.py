@@ -83,11 +83,14 @@ def reference_week(release: Release) -> list[dt.date]:
     return [first + dt.timedelta(days=offset) for offset in range(length)]
 
 
-def reference_dates(release: Release, day: int) -> tuple[dt.date, dt.date] | None:
-    """(reference day of day `day`'s weekday, reference day of the GA weekday), or None
+def reference_dates(
+    release: Release, day: int, date: dt.date | None = None
+) -> tuple[dt.date, dt.date] | None:
+    """(reference day of the weekday of day `day` (or of the local `date`, for the second
+    date a 24-hour window from `ga_at` touches), reference day of the GA weekday), or None
     when the reference week lacks either weekday (or there is none)."""
     by_weekday = {date.weekday(): date for date in reference_week(release)}
-    same_weekday = by_weekday.get(release.day_date(day).weekday())
+    same_weekday = by_weekday.get((date or release.day_date(day)).weekday())
     ga_weekday = by_weekday.get(release.ga_date.weekday())
     if same_weekday is None or ga_weekday is None:
         return None

@@ -36,8 +36,17 @@ def _header(release: Release) -> dict[str, Any]:
             "ga_date": release.ga_date.isoformat(),
             "timezone": release.timezone,
             "window_days": release.window_days,
+            **release_window_fields(release),
         },
     }
+
+
+def release_window_fields(release: Release) -> dict[str, str]:
+    """The GA moment and the kind of day windows, for a release with `ga_at` (the
+    documents of a calendar-day release are as they were)."""
+    if release.ga_at is None:
+        return {}
+    return {"ga_at": release.ga_at.isoformat(), "day_windows": release.day_windows}
 
 
 def _round(value: Any, digits: int = 4) -> Any:

@@ -26,7 +26,7 @@ from tars_pipeline.judge.formatting import finite_or_none, format_figure, format
 from tars_pipeline.judge.verdict import release_verdict
 from tars_pipeline.reporting import escape
 from tars_pipeline.reporting.jsonio import to_jsonable
-from tars_pipeline.reporting.outputs import SCHEMA_VERSION
+from tars_pipeline.reporting.outputs import SCHEMA_VERSION, release_window_fields
 
 SECTIONS = (
     "What went well",
@@ -155,6 +155,7 @@ def build_retrospective(
             "timezone": release.timezone,
             "window_days": release.window_days,
             "previous_release": release.previous_release,
+            **release_window_fields(release),
         },
         "window": {
             "days": window_days(release),

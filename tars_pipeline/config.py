@@ -620,6 +620,95 @@ class ExportsConfig(_Model):
         return bool(self.pushgateway_url or self.pushgateway_url_env)
 
 
+RESOURCE_TYPES: tuple[str, ...] = ("compute", "memory", "storage", "network")
+USAGE_UNITS: dict[str, str] = {
+    "compute": "cores",
+    "memory": "GiB",
+    "storage": "GiB",
+    "network": "GiB/h",
+}
+"""The unit of a usage KPI (a cost KPI measuring what is in use, not what it costs), by
+resource type: CPU cores in use, GiB of memory held, GiB of storage provisioned, GiB per
+hour transferred. A cost KPI in any other unit is a cost rate in USD/h."""
+PRICE_UNITS: dict[str, str] = {
+    "compute": "core-hour",
+    "memory": "GiB-hour",
+    "storage": "GiB-month",
+    "network": "GiB",
+}
+"""What one price of `cost.prices` buys, by resource type."""
+
+Price = Annotated[float | None, Field(ge=0)]
+
+
+def _known_resource_types(data: Any, allowed: set[str]) -> Any:
+    if isinstance(data, dict):
+        unknown = sorted(str(key) for key in data if key not in allowed)
+        if unknown:
+            known = ", ".join(f"{kind} (per {PRICE_UNITS[kind]})" for kind in RESOURCE_TYPES)
+            names = ", ".join(map(repr, unknown))
+            raise ValueError(f"unknown resource type {names}: prices are for {known}")
+    return data
+
+
+class ResourcePrices(_Model):
+    """USD per unit of each resource type: compute per core-hour, memory per GiB-hour,
+    storage per GiB-month, network per GiB transferred. Unset: that type is not priced."""
+
+    compute: Price = None
+    memory: Price = None
+    storage: Price = None
+    network: Price = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resource_types(cls, data: Any) -> Any:
+        return _known_resource_types(data, set(RESOURCE_TYPES))
+
+    def of(self, resource_type: str) -> float | None:
+        return getattr(self, resource_type) if resource_type in RESOURCE_TYPES else None
+
+
+class PriceTable(ResourcePrices):
+    """`cost.prices`: what usage costs, for a source without cost metrics. `services`
+    overrides the price of a resource type for one service (as the source names it)."""
+
+    currency: Literal["USD"] = Field(
+        default="USD",
+        description="The prices' currency. Reports and the store's cost_usd are in USD, so "
+        "only USD is accepted: convert other prices first.",
+    )
+    services: dict[str, ResourcePrices] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resource_types(cls, data: Any) -> Any:
+        return _known_resource_types(data, {*RESOURCE_TYPES, "currency", "services"})
+
+    @model_validator(mode="after")
+    def _some_price(self) -> PriceTable:
+        if not self.priced_types:
+            raise ValueError(
+                "the price table has no price: set at least one of "
+                + ", ".join(f"{kind} (per {PRICE_UNITS[kind]})" for kind in RESOURCE_TYPES)
+            )
+        return self
+
+    def price(self, service: str, resource_type: str) -> float | None:
+        """The service's price of one unit of `resource_type`: its override, else the
+        table's; None when neither is set (its usage is then not costed)."""
+        override = self.services.get(service)
+        if override is not None and override.of(resource_type) is not None:
+            return override.of(resource_type)
+        return self.of(resource_type)
+
+    @property
+    def priced_types(self) -> set[str]:
+        """Resource types with a price, for every service or for one."""
+        tables = (self, *self.services.values())
+        return {kind for kind in RESOURCE_TYPES for t in tables if t.of(kind) is not None}
+
+
 class CostConfig(_Model):
     days_per_month: Annotated[float, Field(gt=0)] = 30.0
     low_utilisation_pct: Annotated[float, Field(gt=0, lt=100)] = 40.0
@@ -633,6 +722,24 @@ class CostConfig(_Model):
         description="Cost growth over GA day (per service and resource type, and for the "
         "total) from which a cost hint and the P3 cost recommendation are made.",
     )
+    basis: Literal["auto", "prices"] = Field(
+        default="auto",
+        description="auto: each day, a service's cost of a resource type comes from its "
+        "cost KPIs (USD/h) when they have samples that day, else from usage × prices; "
+        "prices: from usage × prices only, and the USD/h cost KPIs leave the catalog.",
+    )
+    prices: PriceTable | None = Field(
+        default=None,
+        description="Prices per resource type (optionally per service): with them the "
+        "usage KPIs join the catalog and cost is usage × price where cost KPIs have no "
+        "data (basis).",
+    )
+
+    @model_validator(mode="after")
+    def _prices_for_basis(self) -> CostConfig:
+        if self.basis == "prices" and self.prices is None:
+            raise ValueError("basis 'prices' needs a price table: set cost.prices")
+        return self
 
 
 _DURATION_UNITS = {
@@ -763,6 +870,127 @@ def default_kpis() -> list[KpiDefinition]:
     ]
 
 
+GIB_BYTES = 1073741824  # 2**30
+
+
+def usage_kpis() -> list[KpiDefinition]:
+    """The usage the price table multiplies (`cost.prices`), in PromQL over the metrics of
+    cAdvisor (the kubelet's /metrics/cadvisor) and the kubelet's volume statistics. They
+    join the catalog for each resource type that has a price.
+
+    - compute: CPU cores in use, the rate of container_cpu_usage_seconds_total;
+    - memory: GiB held, container_memory_working_set_bytes;
+    - storage: GiB provisioned, kubelet_volume_stats_capacity_bytes (what a volume is
+      billed for; kubelet_volume_stats_used_bytes for what is written);
+    - network: GiB per hour sent, the rate of container_network_transmit_bytes_total ×
+      3600 (egress: clouds bill it, ingress is mostly free).
+
+    `container!=""` and `container!="POD"` leave out cAdvisor's pod-level cgroup and the
+    pause container, which would count a pod's containers twice; the network counters
+    exist on the pod-level series only, so that query keeps them. Like the cost KPIs they
+    are kind `cost` (never a regression or an unexpected drift) with weight 0.25: at a
+    fixed price a usage series drifts exactly as its cost does.
+    """
+    sel = '{service_label}="{service}"'
+    containers = f'{sel},container!="",container!="POD"'
+    window = "[{rate_window}]"
+
+    def usage(resource: str, title: str, query: str) -> KpiDefinition:
+        return KpiDefinition(
+            name=f"usage_{resource}",
+            title=title,
+            unit=USAGE_UNITS[resource],
+            direction="lower_is_better",
+            kind="cost",
+            resource_type=resource,
+            weight=0.25,
+            query=query,
+        )
+
+    return [
+        usage(
+            "compute",
+            "CPU in use",
+            f"sum(rate(container_cpu_usage_seconds_total{{{containers}}}{window}))",
+        ),
+        usage(
+            "memory",
+            "Memory in use",
+            f"sum(container_memory_working_set_bytes{{{containers}}}) / {GIB_BYTES}",
+        ),
+        usage(
+            "storage",
+            "Storage provisioned",
+            f"sum(kubelet_volume_stats_capacity_bytes{{{sel}}}) / {GIB_BYTES}",
+        ),
+        usage(
+            "network",
+            "Network sent",
+            f"sum(rate(container_network_transmit_bytes_total{{{sel}}}{window})) * 3600 "
+            f"/ {GIB_BYTES}",
+        ),
+    ]
+
+
+def cost_resource_type(kpi: KpiDefinition) -> str:
+    """A cost KPI's resource type: `resource_type`, else its name without `cost_`."""
+    return kpi.resource_type or kpi.name.removeprefix("cost_")
+
+
+def is_usage_kpi(kpi: KpiDefinition) -> bool:
+    """A cost KPI that measures usage (in its resource type's USAGE_UNITS unit), priced by
+    `cost.prices`; every other cost KPI is a cost rate in USD/h."""
+    return kpi.kind == "cost" and USAGE_UNITS.get(cost_resource_type(kpi)) == kpi.unit
+
+
+def _check_usage_units(kpis: tuple[KpiDefinition, ...]) -> None:
+    usage_names = {kpi.name for kpi in usage_kpis()}
+    for kpi in kpis:
+        if kpi.kind != "cost" or is_usage_kpi(kpi):
+            continue
+        resource = cost_resource_type(kpi)
+        if kpi.unit in USAGE_UNITS.values() or kpi.name in usage_names:
+            expected = USAGE_UNITS.get(resource)
+            wanted = (
+                f"{resource} usage is in {expected!r}"
+                if expected
+                else f"resource_type {resource!r} has no usage unit (usage is priced for "
+                f"{', '.join(RESOURCE_TYPES)})"
+            )
+            raise ValueError(
+                f"kpis[{kpi.name}].unit: {kpi.unit!r} does not fit a {resource} usage KPI: "
+                f"{wanted}; a cost rate is in USD/h"
+            )
+
+
+def priced_catalog(kpis: tuple[KpiDefinition, ...], cost: CostConfig) -> tuple[KpiDefinition, ...]:
+    """The catalog with the price table applied: for each priced resource type without a
+    usage KPI, the default one (`usage_kpis`); with `basis: prices`, without the cost
+    KPIs in USD/h (not queried, not reported missing). A usage KPI whose resource type
+    has no price, or a usage unit on the wrong resource type, is an error."""
+    _check_usage_units(kpis)
+    prices = cost.prices
+    priced = prices.priced_types if prices is not None else set()
+    catalog = list(kpis)
+    names = {kpi.name for kpi in catalog}
+    measured = {cost_resource_type(kpi) for kpi in catalog if is_usage_kpi(kpi)}
+    for default in usage_kpis():
+        resource = cost_resource_type(default)
+        if resource in priced and resource not in measured and default.name not in names:
+            catalog.append(default)
+    for kpi in catalog:
+        resource = cost_resource_type(kpi)
+        if is_usage_kpi(kpi) and resource not in priced:
+            raise ValueError(
+                f"kpis[{kpi.name}] measures {resource} usage, but cost.prices has no "
+                f"{resource} price: set cost.prices.{resource} (per {PRICE_UNITS[resource]}) "
+                "or remove the KPI"
+            )
+    if cost.basis == "prices":
+        catalog = [kpi for kpi in catalog if kpi.kind != "cost" or is_usage_kpi(kpi)]
+    return tuple(catalog)
+
+
 def default_slos() -> list[SloDefinition]:
     return [
         SloDefinition(name="availability", kpi="availability", sli="ratio", target_pct=99.9),
@@ -814,6 +1042,13 @@ class TarsConfig(_Model):
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     exports: ExportsConfig = Field(default_factory=ExportsConfig)
+
+    @model_validator(mode="after")
+    def _priced(self) -> TarsConfig:
+        # Before _consistent (validators run in order), so the usage KPIs the price table
+        # adds get the default threshold and can carry an SLO.
+        object.__setattr__(self, "kpis", priced_catalog(self.kpis, self.cost))
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> TarsConfig:
@@ -952,11 +1187,13 @@ class TarsConfig(_Model):
 def _merge_kpis(overrides: list[Any]) -> list[dict[str, Any]]:
     """Entries naming a default KPI override its fields; other entries add new KPIs."""
     merged = {kpi.name: kpi.model_dump(exclude_unset=True) for kpi in default_kpis()}
+    # A usage KPI (usage_compute, ...) named here starts from its default too.
+    usage = {kpi.name: kpi.model_dump(exclude_unset=True) for kpi in usage_kpis()}
     for entry in overrides:
         if not isinstance(entry, dict) or "name" not in entry:
             raise ValueError("each entry under 'kpis:' must be a mapping with a 'name'")
         name = entry["name"]
-        merged[name] = {**merged.get(name, {}), **entry}
+        merged[name] = {**merged.get(name, usage.get(name, {})), **entry}
     return list(merged.values())
 
 

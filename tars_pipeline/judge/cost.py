@@ -4,6 +4,9 @@ Cost KPIs (`kind: cost`) are hourly prices in USD/h sampled every step, as OpenC
 them (`node_cpu_hourly_cost`, `node_ram_hourly_cost`, `pv_hourly_cost`): a day's cost is
 the mean hourly price × the hours in that day. Taking the mean rather than a sum of samples
 keeps a day with gaps from looking cheaper than it was.
+
+Without cost metrics, usage × a price table gives the same USD/h (`pricing.priced_usage`,
+`cost.prices`): usage KPIs (cores, GiB, GiB/h) are cost KPIs too, priced per service.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from tars_pipeline.config import KpiDefinition
+from tars_pipeline.config import CostConfig, KpiDefinition, cost_resource_type, is_usage_kpi
+from tars_pipeline.judge.pricing import priced_usage
 
 DAILY_COST_COLUMNS: tuple[str, ...] = (
     "service",
@@ -26,12 +30,29 @@ DAILY_COST_COLUMNS: tuple[str, ...] = (
 _NEAR_ZERO_USD = 1e-9
 
 
-def _resource_type(kpi: KpiDefinition) -> str:
-    return kpi.resource_type or kpi.name.removeprefix("cost_")
+def _hourly_by_resource(
+    frame: pd.DataFrame, resource_types: Mapping[str, str], keys: list[str]
+) -> pd.DataFrame:
+    """USD/h per [day,] service × resource type: each KPI's mean, summed over the KPIs of
+    one resource type (several cost KPIs of a type add up)."""
+    per_kpi = (
+        frame.groupby(keys, sort=True, observed=True)["value"].agg(["mean", "size"]).reset_index()
+    )
+    per_kpi["resource_type"] = per_kpi["kpi"].astype(str).map(resource_types)
+    group = [key for key in keys if key != "kpi"] + ["resource_type"]
+    return (
+        per_kpi.groupby(group, sort=True, observed=True)
+        .agg(usd_per_hour=("mean", "sum"), sample_count=("size", "sum"))
+        .reset_index()
+    )
 
 
 def daily_cost(
-    samples: pd.DataFrame, kpis: Mapping[str, KpiDefinition], *, hours_in_day: float
+    samples: pd.DataFrame,
+    kpis: Mapping[str, KpiDefinition],
+    *,
+    hours_in_day: float,
+    cost: CostConfig | None = None,
 ) -> pd.DataFrame:
     """Cost per service × resource type: cost_usd = mean(USD/h samples) × hours_in_day.
 
@@ -39,24 +60,44 @@ def daily_cost(
     `day` column in `samples` the result has one row per day too (every day then counts
     `hours_in_day` hours). Several cost KPIs of one resource type add up. Columns: [day,]
     service, resource_type, cost_usd, usd_per_hour, sample_count.
+
+    With `cost.prices`, usage KPIs are priced into USD/h (`pricing.priced_usage`). Where
+    both exist, per [day,] service × resource type the cost KPIs' samples win and usage
+    fills in where they have none (`cost.basis: auto`); `basis: prices` takes usage only.
     """
     by_day = "day" in samples.columns
     columns = (["day"] if by_day else []) + list(DAILY_COST_COLUMNS)
-    cost_kpis = {name: kpi for name, kpi in kpis.items() if kpi.kind == "cost"}
+    only_usage = cost is not None and cost.basis == "prices"
+    cost_kpis = {
+        name: kpi
+        for name, kpi in kpis.items()
+        if kpi.kind == "cost" and not is_usage_kpi(kpi) and not only_usage
+    }
     frame = samples[samples["kpi"].isin(list(cost_kpis))]
     frame = frame[np.isfinite(frame["value"].to_numpy(dtype="float64"))]
-    if frame.empty:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
     keys = (["day"] if by_day else []) + ["service", "kpi"]
-    per_kpi = frame.groupby(keys, sort=True)["value"].agg(["mean", "size"]).reset_index()
-    resource_types = {name: _resource_type(kpi) for name, kpi in cost_kpis.items()}
-    per_kpi["resource_type"] = per_kpi["kpi"].astype(str).map(resource_types)
-    group = (["day"] if by_day else []) + ["service", "resource_type"]
-    result = (
-        per_kpi.groupby(group, sort=True)
-        .agg(usd_per_hour=("mean", "sum"), sample_count=("size", "sum"))
-        .reset_index()
-    )
+    group = [key for key in keys if key != "kpi"] + ["resource_type"]
+    result = None
+    if not frame.empty:
+        resource_types = {name: cost_resource_type(kpi) for name, kpi in cost_kpis.items()}
+        result = _hourly_by_resource(frame, resource_types, keys)
+    if cost is not None and cost.prices is not None:
+        usage = samples[np.isfinite(samples["value"].to_numpy(dtype="float64"))]
+        rates = priced_usage(usage, kpis, cost.prices, days_per_month=cost.days_per_month)
+        if not rates.empty:
+            resource_types = {
+                str(name): cost_resource_type(kpis[str(name)]) for name in rates["kpi"].unique()
+            }
+            priced = _hourly_by_resource(rates, resource_types, keys)
+            if result is not None:
+                # Cost metrics win where they have samples: usage fills in the rest only.
+                measured = pd.MultiIndex.from_frame(result[group])
+                priced = priced[~pd.MultiIndex.from_frame(priced[group]).isin(measured)]
+                priced = pd.concat([result, priced], ignore_index=True)
+                priced = priced.sort_values(group, kind="stable", ignore_index=True)
+            result = priced
+    if result is None:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
     result["cost_usd"] = result["usd_per_hour"] * hours_in_day
     result["sample_count"] = result["sample_count"].astype(int)
     return result[columns]

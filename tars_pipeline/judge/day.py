@@ -187,7 +187,7 @@ def analyse_day(
     slo = slo_status_for_day(judged, stats, config)
     start, end = release.day_bounds(day)
     hours = (end - start).total_seconds() / 3600
-    cost = daily_cost(filtered.samples, kpis, hours_in_day=hours)
+    cost = daily_cost(filtered.samples, kpis, hours_in_day=hours, cost=config.cost)
     counted = events_outside_maintenance(anomalies, windows)
     breaches = {(row.service, row.kpi) for row in slo[slo["breached"]].itertuples()}
     # GA day is the baseline: it scores 100 unless an SLO is breached on it.

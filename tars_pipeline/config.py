@@ -528,7 +528,8 @@ class SlackConfig(_Model):
         default="TARS_SLACK_WEBHOOK_URL",
         description="Environment variable holding the incoming-webhook URL (a secret).",
     )
-    notify_on: tuple[Literal["retrospective", "p0"], ...] = ("retrospective", "p0")
+    # live_critical (opt-in): continuous mode's critical events, once each, mid-week.
+    notify_on: tuple[Literal["retrospective", "p0", "live_critical"], ...] = ("retrospective", "p0")
     dry_run: bool = False
 
 

@@ -24,6 +24,7 @@ from tars_pipeline.judge.anomaly import EVENT_COLUMNS
 from tars_pipeline.judge.day import SLO_COLUMNS
 from tars_pipeline.judge.drift import DAY_COMPARISON_COLUMNS, DRIFT_COLUMNS
 from tars_pipeline.judge.health import CONTRIBUTION_COLUMNS
+from tars_pipeline.judge.live import LIVE_COLUMNS, reconcile
 from tars_pipeline.judge.stats import HOURLY_PROFILE_COLUMNS, SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
@@ -95,9 +96,9 @@ COLUMN_TYPES: dict[str, str] = {
          "reason", "direction", "severity", "kind"),
         "VARCHAR",
     ),
-    **dict.fromkeys(("ts", "start", "end", "peak_ts", "alarm_ts"), "TIMESTAMPTZ"),
+    **dict.fromkeys(("ts", "start", "end", "peak_ts", "alarm_ts", "detected_at"), "TIMESTAMPTZ"),
     **dict.fromkeys(
-        ("sample_count", "expected_points", "points"), "BIGINT"
+        ("sample_count", "expected_points", "points", "event_count"), "BIGINT"
     ),
     **dict.fromkeys(("hour", "hours_compared", "max_hourly_drift_hour"), "INTEGER"),
     **dict.fromkeys(
@@ -126,6 +127,12 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "health": ("score", "band", "weighted_kpi_score", "anomaly_penalty"),
     "health_contributions": CONTRIBUTION_COLUMNS,
     "anomaly_events": EVENT_COLUMNS,
+    # One row per release-day the nightly anomaly_events asset has processed (a day can
+    # have no event): from then on its events are the record, not the live ones.
+    "anomaly_days": ("z_threshold", "event_count"),
+    # Events the continuous sensor (or --follow) found, by the day of their peak; merged
+    # into anomaly_events.json until the nightly run processes that day (judge/live.py).
+    "live_anomaly_events": LIVE_COLUMNS,
     # Whole analysis documents (regression summary, retrospective) as JSON, one per
     # release-day-kind; `day` is the last day of the window they cover.
     "documents": ("kind", "body"),
@@ -351,6 +358,17 @@ def read_window_inputs(
         "cost_daily": read_table(conn, "cost_daily", release, [0, *days]),
         "anomalies": read_table(conn, "anomaly_events", release, days),
     }
+
+
+def read_anomaly_record(conn: Store, release: str) -> pd.DataFrame:
+    """Every anomaly event of `release` as anomaly_events.json lists it: the nightly
+    events, and the live ones of the days the nightly run has not processed yet, each with
+    its `source` (`judge.live.reconcile`). The nightly asset and the live sensor both
+    write the file from this, so whichever writes last writes the union."""
+    nightly = read_table(conn, "anomaly_events", release)
+    processed = set(days_present(conn, "anomaly_days", release))
+    processed |= {int(day) for day in nightly["day"]}  # stores from before anomaly_days
+    return reconcile(nightly, processed, read_table(conn, "live_anomaly_events", release))
 
 
 WEEK_TABLES = ("health", "health_contributions", "anomaly_events", "drift", "cost_daily",

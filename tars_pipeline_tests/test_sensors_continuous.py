@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tars_pipeline.resources import TarsConfigResource
+from tars_pipeline.resources import ReportsResource, TarsConfigResource
 from tars_pipeline.sensors_continuous import (
     ASSET_KEY,
     MINIMUM_INTERVAL_SECONDS,
@@ -87,7 +87,9 @@ def instance():
 
 def _tick(instance: dg.DagsterInstance, config: TarsConfigResource, cursor: str | None = None):
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"tars_config": config}
+        instance=instance,
+        cursor=cursor,
+        resources={"tars_config": config, "reports": ReportsResource()},
     )
     result = tars_continuous_anomalies(context)
     assert isinstance(result, dg.SensorResult)
@@ -153,4 +155,4 @@ def test_the_sensor_is_stopped_by_default_and_ticks_every_five_minutes():
     assert sensor.name == SENSOR_NAME
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert sensor.minimum_interval_seconds == MINIMUM_INTERVAL_SECONDS == 300
-    assert sensor.required_resource_keys == {"tars_config"}
+    assert sensor.required_resource_keys == {"tars_config", "reports"}

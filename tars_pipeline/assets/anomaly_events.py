@@ -14,7 +14,7 @@ from tars_pipeline.partitions import day_and_previous_day_samples, release_day_p
 from tars_pipeline.reporting import outputs
 from tars_pipeline.resources import ReportsResource, StoreResource, TarsConfigResource
 from tars_pipeline.sources import build_source
-from tars_pipeline.store import open_store, read_table, replace_partition
+from tars_pipeline.store import open_store, read_anomaly_record, read_table, replace_partition
 
 
 class AnomalyConfig(dg.Config):
@@ -42,7 +42,9 @@ def anomaly_events(
     The detector warms up on the previous day's last samples when they are stored, so
     midnight does not restart it cold; it sees the samples the judgement sees (pre-filtered,
     maintenance left out: `judge.day.day_anomalies`, which the continuous sensor calls too).
-    Also refreshes `anomaly_events.json` with every event of the release so far.
+    Also refreshes `anomaly_events.json` with every event of the release so far: the
+    nightly ones, and the continuous sensor's of the days not processed yet
+    (`store.read_anomaly_record`); a live event this run also finds is listed once.
     """
     tars = tars_config.load()
     release, day = release_day(context, tars)
@@ -80,8 +82,15 @@ def anomaly_events(
             timezone=release.timezone,
             references=references,
         )
-        replace_partition(conn, release.name, day, {"anomaly_events": events})
-        every_day = read_table(conn, "anomaly_events", release.name)
+        # The day's marker with its events: from now on they are the day's record, and
+        # anomaly_events.json leaves out the live sensor's events of this day.
+        processed = pd.DataFrame(
+            {"z_threshold": [float(z_threshold)], "event_count": [len(events)]}
+        )
+        replace_partition(
+            conn, release.name, day, {"anomaly_events": events, "anomaly_days": processed}
+        )
+        every_day = read_anomaly_record(conn, release.name)
     document = outputs.anomaly_events_doc(release, every_day, z_threshold)
     path = reports.write_json(tars, release.name, "anomaly_events.json", document)
     by_severity = events["severity"].value_counts().to_dict() if len(events) else {}

@@ -186,7 +186,14 @@ def day_summary_doc(
 
 
 def anomaly_events_doc(release: Release, events: pd.DataFrame, z_threshold: float) -> dict:
-    ordered = events.sort_values(["day", "start"]) if len(events) else events
+    """anomaly_events.json: every event of the release so far (`store.read_anomaly_record`).
+
+    Each event says where it comes from (`source`: "nightly" or "live") when the document
+    holds a live one; a record of nightly events only is written as before continuous mode
+    wrote the file (no `source`: every event is the nightly run's)."""
+    if "source" in events and (events["source"] != "live").all():
+        events = events.drop(columns=["source"])
+    ordered = events.sort_values(["day", "start"], kind="stable") if len(events) else events
     return {
         **_header(release),
         "z_threshold": z_threshold,

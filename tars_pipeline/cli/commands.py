@@ -643,3 +643,42 @@ def _retro(args: argparse.Namespace, out: Output) -> int:
 
 
 retro = _main(_retro, _retro_parser)
+
+
+# --- tars-anomaly-detector --follow (continuous mode without the daemon: cli/follow.py) --
+
+_follow_mode = _anomaly_parser.add_argument_group(
+    "follow mode", "continuous mode without the Dagster daemon (cli/follow.py)"
+)
+_follow_mode.add_argument(
+    "--follow",
+    action="store_true",
+    help="every 5 minutes, judge the last hour of the open release windows as the "
+    "continuous sensor does, storing new events and rewriting anomaly_events.json; "
+    "Ctrl-C stops (exit 130)",
+)
+_follow_mode.add_argument(
+    "--interval", type=POSITIVE, metavar="SECONDS", help="seconds between ticks (default 300)"
+)
+_follow_mode.add_argument(
+    "--ticks", type=number(int, minimum=1), metavar="N", help="stop after N ticks"
+)
+
+
+def _anomaly_detector_or_follow(args: argparse.Namespace, out: Output) -> int:
+    if not args.follow:
+        return _anomaly_detector(args, out)
+    for option, value in (("--input", args.input), ("--day-number", args.day_number),
+                          ("--z-threshold", args.z_threshold)):  # fmt: skip
+        if value is not None:
+            raise TarsUserError(
+                "--follow uses tars.yaml's thresholds on the open release windows",
+                where=option,
+                remedy=f"drop {option}, or run without --follow",
+            )
+    from tars_pipeline.cli.follow import follow
+
+    return follow(args, out)
+
+
+anomaly_detector = _main(_anomaly_detector_or_follow, _anomaly_parser)

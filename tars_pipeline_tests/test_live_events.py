@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -284,3 +286,48 @@ def test_a_version_1_cursor_keeps_its_seen_events():
 
     assert seen.ends == {key: "2026-03-05T19:01:00+00:00"}
     assert json.loads(seen.cursor())["version"] == 2
+
+
+# --- tars-anomaly-detector --follow ---------------------------------------------------------
+
+
+def follow_command(tmp_path: Path, *extra: str) -> list[str]:
+    script = Path(sys.executable).parent / "tars-anomaly-detector"
+    return [str(script), "--config", str(tmp_path / "tars.yaml"), "--follow", *extra]
+
+
+def test_follow_writes_what_the_sensor_writes_and_ctrl_c_exits_130(tmp_path):
+    live_config(tmp_path, "parquet")
+    env = {**os.environ, "NO_COLOR": "1"}
+
+    once = subprocess.run(
+        follow_command(tmp_path, "--ticks", "1"),
+        capture_output=True, text=True, timeout=180, env=env, check=False,
+    )  # fmt: skip
+    assert once.returncode == 0, once.stderr
+    assert "1 new anomaly event(s)" in once.stdout
+    assert len(written_events(tmp_path)) == 1
+
+    looping = subprocess.Popen(
+        follow_command(tmp_path, "--interval", "0.5"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        lines = []
+        while len([line for line in lines if "new anomaly event(s)" in line]) < 2:
+            assert time.monotonic() < deadline and looping.poll() is None
+            lines.append(looping.stdout.readline())
+        looping.send_signal(signal.SIGINT)
+        stdout, _ = looping.communicate(timeout=60)
+    finally:
+        if looping.poll() is None:
+            looping.kill()
+            looping.wait()
+
+    assert looping.returncode == 130
+    assert all(
+        line.split(": ", 1)[1].startswith("0 new") for line in lines if "new anomaly" in line
+    )
+    assert "stopped after" in stdout
+    assert len(written_events(tmp_path)) == 1  # a restarted follower adds no duplicate

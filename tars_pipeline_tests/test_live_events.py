@@ -331,3 +331,28 @@ def test_follow_writes_what_the_sensor_writes_and_ctrl_c_exits_130(tmp_path):
     )
     assert "stopped after" in stdout
     assert len(written_events(tmp_path)) == 1  # a restarted follower adds no duplicate
+
+
+# --- Slack, mid-week ------------------------------------------------------------------------
+
+
+def test_a_critical_live_event_is_told_to_slack_only_when_asked_for():
+    from tars_pipeline.config import NotificationsConfig, SlackConfig
+    from tars_pipeline.errors import TarsUserError
+    from tars_pipeline.notify.live import notify_live_critical
+
+    hostile = {**event(0), "service": "<!channel> pay"}
+    printed: list[str] = []
+    default = NotificationsConfig(slack=SlackConfig(dry_run=True))
+    asked = NotificationsConfig(slack=SlackConfig(notify_on=("live_critical",), dry_run=True))
+
+    assert notify_live_critical(RELEASE, [hostile], default, echo=printed.append).deliveries == []
+    report = notify_live_critical(RELEASE, [hostile], asked, echo=printed.append)
+
+    (delivery,) = report.deliveries
+    assert delivery.status == "dry_run" and delivery.kind == "live_critical"
+    assert "&lt;!channel&gt; pay" in json.dumps(delivery.payload)
+    assert "<!channel>" not in json.dumps(delivery.payload)
+    live = NotificationsConfig(slack=SlackConfig(notify_on=("live_critical",)))
+    with pytest.raises(TarsUserError, match="TARS_SLACK_WEBHOOK_URL is not set"):
+        notify_live_critical(RELEASE, [hostile], live, env={})

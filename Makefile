@@ -61,9 +61,14 @@ validate: $(STAMP)
 	TARS_CONFIG=$(CONFIG) $(BIN)/dagster definitions validate -w workspace.yaml
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) TARS_CONFIG=$(CONFIG) $(BIN)/dg check defs
 
-## dev: the Dagster UI on http://127.0.0.1:$(PORT) (make dev PORT=3001) with a persistent instance
+## dev: the Dagster UI on http://127.0.0.1:$(PORT) (make dev PORT=3001) with a persistent instance.
+## The webserver and daemon log at LOG_LEVEL: warning by default, so the daemon does not print
+## every sensor tick (two lines a minute); make dev LOG_LEVEL=info shows them. Dagster has no
+## instance setting for this (dagster.yaml): it is dg dev's --log-level.
+LOG_LEVEL ?= warning
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) TARS_CONFIG=$(CONFIG) $(BIN)/dg dev -h 127.0.0.1 -p $(PORT)
+	@echo "Dagster UI on http://127.0.0.1:$(PORT) (DAGSTER_HOME=$(DAGSTER_HOME), log level $(LOG_LEVEL))"
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) TARS_CONFIG=$(CONFIG) $(BIN)/dg dev -h 127.0.0.1 -p $(PORT) --log-level $(LOG_LEVEL)
 
 clean:
 	rm -rf .tars $(OUT)

@@ -10,8 +10,11 @@ interval is a constant in Dagster 1.13, is started with that constant set to 1 s
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +33,7 @@ from tars_pipeline.cli.runner import PACKAGED_INSTANCE_CONFIG, Progress, Runner
 from tars_pipeline.config import load_config
 from tars_pipeline.sensors import register_releases
 from tars_pipeline.store import read_document
-from tars_pipeline_tests.conftest import DAILY, DEMO_RELEASE, REPO, write_config
+from tars_pipeline_tests.conftest import DAILY, DEMO_RELEASE, GA_DAY, REPO, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -282,3 +285,143 @@ def test_the_ui_draws_the_asset_graph_and_the_partitions(dagster_ui, page: str, 
     dom = chromium_dom(tmp_path / "profile", f"http://127.0.0.1:{server.port}{page}")
     missing = [name for name in UI_PAGES[page] if name not in dom]
     assert not missing, (missing, dom[-2000:])
+
+
+# --- The asset checks tab: full check names, the severity written out ----------------------
+
+NUX_SEEN = "mutation { setNuxSeen }"  # the "Join the Dagster community" dialog, dismissed
+# Dagster draws a name in a box too narrow for it middle-truncated: the visible <span> holds
+# "drift_within_t…d_cost_compute" and the container's title the full name.
+TRUNCATABLE = re.compile(
+    r'<div class="MiddleTruncate_container[^"]*" title="(?P<name>[^"]*)">'
+    r"<span>(?P<shown>[^<]*)</span>"
+)
+CHECKS_TAB = {
+    # asset: {check: (what its definition says, the severity entry of its latest evaluation)}
+    "daily_summary": {
+        "drift_within_threshold": ("WARN when a KPI drifted beyond its threshold", "WARN"),
+        "slo_compliance": ("ERROR when an SLO was breached on the day", "passed"),
+    },
+    "kpi_samples": {
+        "data_completeness": ("ERROR when a service x KPI series is missing", "passed"),
+    },
+}
+
+
+def shown_names(dom: str) -> dict[str, str]:
+    """Each middle-truncatable name in a rendered page, with the text actually shown."""
+    return {match["name"]: html.unescape(match["shown"]) for match in TRUNCATABLE.finditer(dom)}
+
+
+def test_shown_names_catch_a_name_cut_in_the_middle() -> None:
+    dom = (
+        '<div class="MiddleTruncate_container__Bt7HB" title="drift_within_threshold_cost_compute">'
+        "<span>drift_within_t…d_cost_compute</span><div>drift_within_threshold_cost_compute</div>"
+    )
+    shown = shown_names(dom)
+    assert shown == {"drift_within_threshold_cost_compute": "drift_within_t…d_cost_compute"}
+    assert shown["drift_within_threshold_cost_compute"] != "drift_within_threshold_cost_compute"
+
+
+def _metadata_entry(dom: str, key: str) -> str | None:
+    match = re.search(rf">{re.escape(key)}</td><td[^>]*>([^<]*)<", dom)
+    return html.unescape(match.group(1)) if match else None
+
+
+def test_the_checks_tab_shows_full_check_names_and_their_severity(
+    dagster_ui, monkeypatch, tmp_path: Path
+) -> None:
+    """Chromium renders each asset's Checks tab after a real day: every check name is shown
+    whole (not middle-truncated), the definition says what fails as ERROR or WARN, and the
+    latest evaluation carries its severity. The screenshot is kept in the test's folder."""
+    from tars_pipeline_tests.reporting.test_browser import chromium_dom, run_chromium
+
+    server, folder = dagster_ui
+    monkeypatch.chdir(REPO)
+    config = load_config(folder / "tars.yaml")
+    release = config.release(DEMO_RELEASE)
+    with dg.DagsterInstance.from_config(str(server.home)) as instance:
+        runner = Runner(config, instance=instance, progress=Progress(enabled=False))
+        runner.day(release, 0, GA_DAY)
+        day_one = runner.day(release, 1, DAILY)
+    assert {c.check_name for c in runner.failed_checks(day_one)} == {"drift_within_threshold"}
+    _graphql(server.port, NUX_SEEN, {})
+
+    base = f"http://127.0.0.1:{server.port}"
+    for asset, checks in CHECKS_TAB.items():
+        for check, (definition, severity) in checks.items():
+            page = f"{base}/assets/{asset}?view=checks&checkDetail={check}"
+            dom = chromium_dom(tmp_path / f"profile-{check}", page)
+            shown = shown_names(dom)
+            for name in checks:
+                assert shown.get(name) == name, (page, name, shown)
+            assert definition in html.unescape(dom), (page, definition)
+            assert _metadata_entry(dom, "severity") == severity, page
+
+    screenshot = tmp_path / "asset-checks.png"
+    run_chromium(
+        tmp_path / "profile-shot",
+        "--virtual-time-budget=30000",
+        "--window-size=1280,900",
+        f"--screenshot={screenshot}",
+        f"{base}/assets/daily_summary?view=checks",
+    )
+    header = screenshot.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")) == (
+        1280,
+        900,
+    )
+    assert screenshot.stat().st_size > 30_000, screenshot  # a drawn page, not a blank one
+    if keep := os.environ.get("TARS_SCREENSHOT_DIR"):  # e.g. a CI artifact folder
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(screenshot, Path(keep) / screenshot.name)
+
+
+# --- make dev: the port it is given, and a daemon that does not chatter ---------------------
+
+
+def test_make_dev_serves_on_its_port_with_a_quiet_daemon(tmp_path: Path) -> None:
+    """`make dev PORT=…` serves the UI on that port; the daemon's sensor ticks (the release
+    sensor runs every minute) leave no line in its output unless LOG_LEVEL=info."""
+    port = _free_port()
+    config = write_config(tmp_path)
+    home = tmp_path / "dagster_home"
+    log = tmp_path / "make-dev.log"
+    stamp = REPO / ".venv" / ".installed-stamp"
+    command = ["make", "-o", str(stamp.relative_to(REPO)), "dev", f"PORT={port}",
+               f"CONFIG={config}", f"DAGSTER_HOME={home}"]  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key != "DAGSTER_HOME"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        ticked = False
+        while time.monotonic() < deadline and not ticked:
+            assert process.poll() is None, log.read_text()[-3000:]
+            time.sleep(2)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+                    pass
+            except (urllib.error.URLError, ConnectionError):
+                continue
+            if (home / "dagster.yaml").exists():
+                with dg.DagsterInstance.from_config(str(home)) as instance:
+                    # The release sensor's first tick registers the release.
+                    ticked = DEMO_RELEASE in instance.get_dynamic_partitions("releases")
+        assert ticked, log.read_text()[-3000:]
+        time.sleep(3)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    output = log.read_text()
+    assert f"Dagster UI on http://127.0.0.1:{port}" in output
+    assert f"-p {port} --log-level warning" in output
+    assert "SensorDaemon" not in output and "Checking for new runs" not in output, output[-3000:]

@@ -97,9 +97,9 @@ def anomaly_events(
     return dg.MaterializeResult(
         metadata={
             "release": release.name,
-            "day": day,
+            "day": str(day),  # text: settings and labels are no plot
             "events": dg.MetadataValue.int(len(events)),
-            "z_threshold": dg.MetadataValue.float(float(z_threshold)),
+            "z_threshold": f"{float(z_threshold):g}",
             "warm_start_from_previous_day": not previous.empty,
             "by_severity": dg.MetadataValue.json({k: int(v) for k, v in by_severity.items()}),
             "anomaly_events": dg.MetadataValue.path(str(path)),

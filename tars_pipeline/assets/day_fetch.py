@@ -56,12 +56,13 @@ class DayWindow:
         samples = self.fetch.samples
         return {
             "release": release,
-            "day": day,
+            # Text, not numbers: the same on every day, they would plot as flat lines.
+            "day": str(day),
             "window_start": self.start.isoformat(),
             "window_end": self.end.isoformat(),
             "rows": int(rows),
-            "services": int(samples["service"].nunique()),
-            "kpis": int(samples["kpi"].nunique()),
+            "services": str(samples["service"].nunique()),
+            "kpis": str(samples["kpi"].nunique()),
             "completeness_pct": round(float(completeness), 2),
             "missing_series": len(self.fetch.missing),
             "incomplete_series": len(self.fetch.incomplete),

@@ -155,6 +155,9 @@ def test_a_nightly_only_document_is_as_before_and_a_mixed_one_names_each_source(
     assert [row["source"] for row in rows] == ["nightly", "live"]
     assert mixed["days"] == [1, 2] and mixed["count"] == 2
     schema.validate_document("anomaly_events", schema_ready(mixed))
+    bogus = schema_ready(mixed)
+    bogus["events"][0]["source"] = "guess"
+    assert schema.schema_errors("anomaly_events", bogus)
 
 
 def schema_ready(document: dict) -> dict:

@@ -486,6 +486,12 @@ class HealthConfig(_Model):
         "users feel costs in full, a resource blip half, a cost blip nothing (cost is "
         "judged by the cost analysis, per day).",
     )
+    incident_full_minutes: Annotated[float, Field(ge=0, le=1440)] = Field(
+        default=15.0,
+        description="An incident shorter than this costs its penalty in proportion to its "
+        "duration (a 3-minute p99 blip a fifth of a 15-minute one): impact is severity "
+        "times time, as error budgets count it. 0: every incident costs in full.",
+    )
     undefined_drift_score: Annotated[float, Field(ge=0, le=100)] = Field(
         default=50.0,
         description="Score of a KPI whose baseline is ~0 and that moved the bad way "

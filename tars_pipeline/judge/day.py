@@ -202,7 +202,9 @@ def analyse_day(
         for service, count in requests.items()
         if not has_enough_traffic(count, thresholds.min_requests)
     }
-    health = score_day(drift, breaches, penalised, kpis, config.health, thin)
+    health = score_day(
+        drift, breaches, penalised, kpis, config.health, thin, step_seconds=config.step_seconds
+    )
     return DayAnalysis(
         stats=stats,
         drift=drift,

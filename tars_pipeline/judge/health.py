@@ -107,11 +107,18 @@ def anomaly_penalty(
     per_incident: Mapping[str, float],
     cap: float,
     kind_weight: Mapping[str, float] | None = None,
+    *,
+    full_minutes: float = 0.0,
+    step_seconds: float = 60.0,
 ) -> float:
     """Σ over the day's incidents (`incidents.cluster_events`: a service's events close in
     time) of per_incident[its worst severity] × the largest `kind_weight` of its KPIs'
     kinds (unknown severities cost 0; without `kind_weight` every kind weighs 1), at most
-    `cap`. A latency step seen on p50, p95 and p99 is one incident and costs once."""
+    `cap`. A latency step seen on p50, p95 and p99 is one incident and costs once.
+
+    With `full_minutes`, an incident shorter than that costs duration / full_minutes of its
+    penalty, its duration running from its first event's start to its last event's end
+    plus one step (a one-sample event lasts one step)."""
     if anomalies.empty or "severity" not in anomalies.columns:
         return 0.0
     if not {"service", "start", "end"} <= set(anomalies.columns):  # no times: one each
@@ -122,6 +129,9 @@ def anomaly_penalty(
         weight = 1.0
         if kind_weight is not None and "kind" in cluster.columns:
             weight = max(kind_weight.get(str(kind), 1.0) for kind in cluster["kind"])
+        if full_minutes > 0:
+            span = (cluster["end"].max() - cluster["start"].min()).total_seconds()
+            weight *= min(1.0, (span + step_seconds) / (60.0 * full_minutes))
         costs.append(per_incident.get(worst(cluster["severity"]) or "", 0.0) * weight)
     return float(min(sum(costs), cap))
 
@@ -258,6 +268,7 @@ def score_day(
     kpis: Mapping[str, KpiDefinition],
     config: HealthConfig,
     thin_traffic: Mapping[str, float] | None = None,
+    step_seconds: float = 60.0,
 ) -> DayHealth:
     """The day's health score: weighted mean of KPI scores minus the anomaly penalty.
 
@@ -280,7 +291,12 @@ def score_day(
             kind=anomalies["kpi"].map(lambda name: kpis[name].kind if name in kpis else "")
         )
     penalty = anomaly_penalty(
-        kinds, config.incident_penalty, config.anomaly_penalty_cap, config.incident_kind_weight
+        kinds,
+        config.incident_penalty,
+        config.anomaly_penalty_cap,
+        config.incident_kind_weight,
+        full_minutes=config.incident_full_minutes,
+        step_seconds=step_seconds,
     )
     score = round(float(np.clip(weighted_kpi_score - penalty, 0.0, PERFECT_SCORE)), 1)
     return DayHealth(

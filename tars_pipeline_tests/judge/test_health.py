@@ -234,3 +234,45 @@ def test_an_error_rate_on_insufficient_traffic_is_not_judged_unless_its_slo_brok
         drift, {("backoffice", "error_rate")}, NO_ANOMALIES, KPIS, CONFIG, {"backoffice": 7868.0}
     )
     assert breached.contributions.set_index("service").loc["backoffice", "kpi_score"] <= 40.0
+
+
+def _timed(service: str, severity: str, start: str, minutes: float) -> dict:
+    begin = pd.Timestamp(start, tz="UTC")
+    return {
+        "service": service,
+        "kpi": "latency_p99",
+        "severity": severity,
+        "start": begin,
+        "end": begin + pd.Timedelta(minutes=minutes),
+    }
+
+
+def test_a_short_incident_costs_its_share_of_the_full_weight_minutes():
+    """Impact is severity times time: a 2-minute "high" blip (3 samples at 60 s) costs
+    3/15 of a high incident; one of 30 minutes costs it in full."""
+    events = pd.DataFrame(
+        [
+            _timed("checkout", "high", "2026-03-08T10:00", 2),
+            _timed("search", "high", "2026-03-08T12:00", 30),
+        ]
+    )
+    health = score_day(_drift([]), set(), events, KPIS, HealthConfig(), step_seconds=60)
+    assert health.anomaly_penalty == pytest.approx(3.0 * 3 / 15 + 3.0)
+    off = score_day(
+        _drift([]), set(), events, KPIS, HealthConfig(incident_full_minutes=0), step_seconds=60
+    )
+    assert off.anomaly_penalty == pytest.approx(6.0)
+
+
+def test_an_incident_lasts_from_its_first_start_to_its_last_end():
+    """p50, p95 and p99 seen one after another on a service: one incident, its span the
+    union of the three, so splitting an incident into events does not make it cheaper."""
+    events = pd.DataFrame(
+        [
+            _timed("checkout", "high", "2026-03-08T10:00", 4),
+            _timed("checkout", "medium", "2026-03-08T10:06", 4),
+            _timed("checkout", "high", "2026-03-08T10:12", 2),
+        ]
+    )
+    health = score_day(_drift([]), set(), events, KPIS, HealthConfig(), step_seconds=60)
+    assert health.anomaly_penalty == pytest.approx(3.0 * 15 / 15)

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from tars_pipeline import defaults
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.judge.direction import ADVERSE_SIGN
 
@@ -57,7 +58,7 @@ class KpiDefinition(_Model):
     statistic: Statistic = Field(
         default="mean", description="Which daily statistic drift compares with the baseline's."
     )
-    threshold_pct: Annotated[float, Field(gt=0)] = 10.0
+    threshold_pct: Annotated[float, Field(gt=0)] = defaults.KPI_THRESHOLD_PCT
     degradation_threshold_pct: Annotated[float | None, Field(gt=0)] = Field(
         default=None,
         description="Adverse drift that makes a regression; defaults to threshold_pct for "
@@ -363,9 +364,9 @@ def _only(mapping: dict[str, Any], names: tuple[str, ...], where: str) -> None:
 class Thresholds(_Model):
     drift_pct: Annotated[float, Field(gt=0)] = 10.0
     unexpected_drift_max_pct: Annotated[float, Field(gt=0)] = 30.0
-    z_threshold: Annotated[float, Field(gt=0)] = 3.0
-    ewma_span: Annotated[int, Field(ge=2)] = 60
-    warmup_samples: Annotated[int, Field(ge=0)] = 60
+    z_threshold: Annotated[float, Field(gt=0)] = defaults.Z_THRESHOLD
+    ewma_span: Annotated[int, Field(ge=2)] = defaults.EWMA_SPAN
+    warmup_samples: Annotated[int, Field(ge=0)] = defaults.WARMUP_SAMPLES
     p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
     slo_well_inside_utilisation: Annotated[float, Field(gt=0, le=1)] = 0.5
     anomaly_method: Literal["ewma", "robust"] = Field(
@@ -373,7 +374,7 @@ class Thresholds(_Model):
         description="ewma: EWMA mean/variance z-score (SPEC); robust: rolling median/MAD.",
     )
     anomaly_min_points: Annotated[int, Field(ge=1)] = Field(
-        default=3,
+        default=defaults.ANOMALY_MIN_POINTS,
         description="Consecutive samples over the threshold that make an event; 1 keeps "
         "every single-sample excursion (docs/anomaly-detection.md has the NAB figures).",
     )
@@ -414,7 +415,7 @@ class Thresholds(_Model):
         "merge into one.",
     )
     anomaly_severity_z: dict[str, Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: {"medium": 4.0, "high": 6.0, "critical": 10.0},
+        default_factory=defaults.anomaly_severity_z,
         description="|z| from which an anomaly event is medium/high/critical (else low).",
     )
     seasonal_baseline: bool = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -238,6 +239,27 @@ def test_help_and_version_stay_cheap(name: str, tmp_path: Path) -> None:
         modules = _imported(name, *args, cwd=tmp_path)
         heavy = sorted(m for m in modules if m.split(".")[0] in {"dagster", "pandas", "duckdb"})
         assert not heavy, (name, args, heavy[:5])
+
+
+def test_the_csv_mode_loads_neither_dagster_nor_the_report_stack(tmp_path: Path) -> None:
+    """The detector on a file: no Dagster, DuckDB, config models, SciPy's signal package
+    (a small job runs the recursions as a loop), charts or templates."""
+    csv = tmp_path / "series.csv"
+    start = dt.datetime(2026, 3, 3, tzinfo=dt.UTC)
+    rows = [f"{(start + dt.timedelta(minutes=n)).isoformat()},{10 + n % 3}" for n in range(300)]
+    csv.write_text("timestamp,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "events.json"
+    modules = _imported(
+        "tars-anomaly-detector", "--input", str(csv), "--output", str(out), cwd=tmp_path
+    )
+    assert out.is_file()
+    heavy = sorted(
+        m
+        for m in modules
+        if m.split(".")[0] in {"dagster", "duckdb", "pydantic", "jinja2", "matplotlib"}
+        or m.startswith("scipy.signal")
+    )
+    assert not heavy, heavy[:5]
 
 
 @pytest.mark.parametrize("name", TOOLS)

@@ -22,8 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from tars_pipeline import __version__
-from tars_pipeline.config import KpiDefinition, Thresholds
+from tars_pipeline import __version__, defaults
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.judge.anomaly import (
     DEFAULT_MERGE_GAP,
@@ -36,13 +35,14 @@ from tars_pipeline.reporting.jsonio import dumps, to_jsonable, write_json
 SCHEMA_VERSION = "1.0"
 REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "value")
 # The CSV mode's defaults are the pipeline's (tars.yaml `thresholds:` defaults).
-_DEFAULTS = Thresholds()
-DEFAULT_Z_THRESHOLD = _DEFAULTS.z_threshold
-DEFAULT_SPAN = _DEFAULTS.ewma_span
-DEFAULT_WARMUP = _DEFAULTS.warmup_samples
-DEFAULT_MIN_POINTS = _DEFAULTS.anomaly_min_points
+# (tars_pipeline.defaults, not the config models: importing pydantic's would double this
+# mode's start-up.)
+DEFAULT_Z_THRESHOLD = defaults.Z_THRESHOLD
+DEFAULT_SPAN = defaults.EWMA_SPAN
+DEFAULT_WARMUP = defaults.WARMUP_SAMPLES
+DEFAULT_MIN_POINTS = defaults.ANOMALY_MIN_POINTS
 # A KPI's default drift threshold: the smallest move (in % of the level) that can be an event.
-DEFAULT_MIN_CHANGE_PCT = KpiDefinition.model_fields["threshold_pct"].default
+DEFAULT_MIN_CHANGE_PCT = defaults.KPI_THRESHOLD_PCT
 # A line number for row 0 of the frame: the header is line 1.
 _FIRST_DATA_LINE = 2
 _SHOWN_BAD_ROWS = 3
@@ -181,7 +181,7 @@ def detect_csv(
         span=span,
         warmup=warmup,
         z_threshold=z_threshold,
-        severity_z=_DEFAULTS.anomaly_severity_z,
+        severity_z=defaults.anomaly_severity_z(),
         method=method,
         min_points=min_points,
         single_sample_z=single_sample_z,
@@ -211,7 +211,7 @@ def detect_csv(
                 "single_sample_z": single_sample_z,
                 "merge_gap": merge_gap,
                 "min_change_pct": min_change_pct,
-                "severity_z": dict(_DEFAULTS.anomaly_severity_z),
+                "severity_z": defaults.anomaly_severity_z(),
             },
             "notes": notes,
             "count": len(events),

@@ -75,6 +75,44 @@ class KpiDefinition(_Model):
     )
     fail_on_missing_data: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _relative_criterion(cls, data: Any) -> Any:
+        """threshold_pct as a Keptn-style relative criterion: '<=+10%' (may rise by 10 %:
+        lower is better) or '>=-5%' (may fall by 5 %: higher is better)."""
+        if not isinstance(data, dict) or not isinstance(data.get("threshold_pct"), str):
+            return data
+        text = data["threshold_pct"]
+        try:
+            float(text)
+            return data  # a number written as text: pydantic reads it as before
+        except ValueError:
+            pass
+        match = _RELATIVE_CRITERION.match(text)
+        if not match:
+            raise ValueError(
+                f"threshold_pct {text!r}: expected a number, or a relative criterion such "
+                "as '<=+10%' (may rise by 10 %) or '>=-5%' (may fall by 5 %)"
+            )
+        op, sign, number = match.groups()
+        if (op.startswith("<")) != (sign == "+"):
+            raise ValueError(
+                f"threshold_pct {text!r} bounds a move the good way; a criterion bounds the "
+                "adverse move: '<=+X%' for a KPI that must not rise, '>=-X%' for one that "
+                "must not fall"
+            )
+        implied = "lower_is_better" if sign == "+" else "higher_is_better"
+        direction = data.get("direction", implied)
+        if direction not in (implied, "neutral"):
+            raise ValueError(
+                f"threshold_pct {text!r} means {implied}, but direction is {direction}"
+            )
+        return {**data, "threshold_pct": float(number), "direction": direction}
+
+
+_RELATIVE_CRITERION = re.compile(r"^\s*(<=|<|>=|>)\s*([+-])\s*(\d+(?:\.\d+)?)\s*%\s*$")
+"""Keptn's relative pass criteria ('<=+10%'): the adverse change allowed, in percent."""
+
 
 class SloDefinition(_Model):
     """A service level objective on one KPI.
@@ -1044,6 +1082,11 @@ class TarsConfig(_Model):
     releases: tuple[Release, ...]
     kpis: tuple[KpiDefinition, ...] = Field(default_factory=lambda: tuple(default_kpis()))
     slos: tuple[SloDefinition, ...] = Field(default_factory=lambda: tuple(default_slos()))
+    slo_file: Path | None = Field(
+        default=None,
+        description="An OpenSLO (v1) or Sloth (prometheus/v1) spec file, relative to "
+        "tars.yaml, whose SLOs are used instead of `slos:` (slo_specs.py says how they map).",
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     health: HealthConfig = Field(default_factory=HealthConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
@@ -1256,6 +1299,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TarsConfig:
         if "kpis" in raw:
             raw["kpis"] = _merge_kpis(raw["kpis"] or [])
             kpi_names = [str(entry.get("name")) for entry in raw["kpis"]]
+        if raw.get("slo_file") is not None:
+            raw["slos"] = _slos_from_file(raw, base)
+            raw["slo_file"] = str(_absolute(Path(str(raw["slo_file"])), base))
         config = TarsConfig.model_validate({**raw, "config_path": config_path.resolve()})
     except ValidationError as error:
         raise TarsUserError(
@@ -1266,6 +1312,25 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TarsConfig:
     except ValueError as error:
         raise TarsUserError(str(error), where=where) from None
     return _resolve_paths(config, base)
+
+
+def _absolute(path: Path, base: Path) -> Path:
+    return path if path.is_absolute() else base / path
+
+
+def _slos_from_file(raw: dict[str, Any], base: Path) -> list[dict[str, Any]]:
+    """`slos:` from the OpenSLO or Sloth file `slo_file` names, on the file's catalog."""
+    from tars_pipeline.slo_specs import read_slo_file
+
+    if raw.get("slos"):
+        raise TarsUserError(
+            "both slos and slo_file are set",
+            where="slos / slo_file",
+            remedy="keep the SLOs in one place: the spec file, or the slos: list",
+        )
+    catalog = raw.get("kpis") or [kpi.model_dump() for kpi in default_kpis()]
+    directions = {str(kpi.get("name")): str(kpi.get("direction")) for kpi in catalog}
+    return read_slo_file(_absolute(Path(str(raw["slo_file"])), base), directions)
 
 
 def _resolve_paths(config: TarsConfig, base: Path) -> TarsConfig:

@@ -121,3 +121,39 @@ def test_an_slo_needs_a_kpi_with_a_bad_direction(tmp_path: Path) -> None:
     slos = [{"name": "load", "kpi": "throughput", "target_pct": 99}]
     with pytest.raises(TarsUserError, match="direction is neutral"):
         load_config(write_config(tmp_path, slos=slos))
+
+
+def test_keptn_style_relative_criteria_set_the_threshold(tmp_path: Path) -> None:
+    """'<=+10%' (may rise by 10 %) and '>=-5%' (may fall by 5 %), as Keptn writes them."""
+    path = write_config(
+        tmp_path,
+        kpis=[
+            {"name": "latency_p99", "threshold_pct": "<=+12.5%"},
+            {"name": "availability", "threshold_pct": ">= -5 %"},
+            {"name": "throughput", "threshold_pct": "<=+20%"},  # neutral stays neutral
+        ],
+    )
+    config = load_config(path)
+    assert (config.kpi("latency_p99").threshold_pct, config.kpi("latency_p99").direction) == (
+        12.5,
+        "lower_is_better",
+    )
+    assert config.kpi("availability").threshold_pct == 5.0
+    assert config.kpi("throughput").direction == "neutral"
+
+
+@pytest.mark.parametrize(
+    ("criterion", "fragment"),
+    [
+        ("<=-5%", "bounds a move the good way"),
+        (">=-5%", "means higher_is_better, but direction is lower_is_better"),
+        ("about 10", "expected a number, or a relative criterion"),
+    ],
+)
+def test_a_criterion_tars_cannot_follow_names_the_kpi(
+    tmp_path: Path, criterion: str, fragment: str
+) -> None:
+    path = write_config(tmp_path, kpis=[{"name": "latency_p99", "threshold_pct": criterion}])
+    with pytest.raises(TarsUserError) as error:
+        load_config(path)
+    assert "kpis[latency_p99]" in str(error.value) and fragment in str(error.value)

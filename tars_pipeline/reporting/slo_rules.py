@@ -529,7 +529,7 @@ def sloth_documents(
                     "name": _sloth_name(target.slo.name),
                     "objective": target.slo.target_pct,
                     "description": _sloth_description(target, release),
-                    "labels": {"slo": target.slo.name},
+                    "labels": _sloth_labels(target.slo),
                     "sli": spec_sli,
                     "alerting": {
                         "name": ALERT_NAME,
@@ -551,6 +551,15 @@ def sloth_documents(
         }
         documents.append((period, spec))
     return documents
+
+
+def _sloth_labels(slo: SloDefinition) -> dict[str, str]:
+    """The SLO's labels, with what TARS needs to read the spec back as this SLO (its
+    `slo_file`, slo_specs.py): the KPI, the period, and a threshold SLO's objective."""
+    labels = {"slo": slo.name, "tars_kpi": slo.kpi, "tars_period_days": str(slo.period_days)}
+    if slo.sli == "threshold" and slo.objective is not None:
+        labels["tars_objective"] = format_value(float(slo.objective))
+    return labels
 
 
 def _sloth_description(target: SloTarget, release: str) -> str:

@@ -90,4 +90,8 @@ def test_the_images_command_serves_the_code_location(tmp_path: Path) -> None:
             time.sleep(1)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded CI machine: serving is what is tested
+            server.kill()
+            server.wait(timeout=30)

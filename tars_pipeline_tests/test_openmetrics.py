@@ -118,9 +118,9 @@ def test_the_week_as_metrics_tells_what_the_retrospective_tells(metrics: str) ->
     assert f'tars_verdict{{{release},status="pass"}} 0' in lines
     assert f"tars_verdict_severity{{{release}}} 1" in lines
     # Health per day and on average; day 4 the lowest.
-    assert f"tars_health_score_average{{{release}}} 96.8" in lines
-    assert f'tars_health_score{{{release},day="4",date="2026-03-07",band="healthy"}} 91.6' in lines
-    assert f'tars_health_score_lowest{{{release},day="4"}} 91.6' in lines
+    assert f"tars_health_score_average{{{release}}} 97.5" in lines
+    assert f'tars_health_score{{{release},day="4",date="2026-03-07",band="healthy"}} 93.6' in lines
+    assert f'tars_health_score_lowest{{{release},day="4"}} 93.6' in lines
     # The seed's story: p99 latency +20 % on day 2, CPU +15.7 % by day 7.
     api = f'{release},service="api-gateway"'
     assert f'tars_kpi_drift_ratio{{{api},kpi="latency_p99",day="2"}} 0.2' in lines
@@ -302,7 +302,7 @@ def test_retro_pushes_the_week_to_a_real_pushgateway(
         for line in samples(scrape(pushgateway))
         if line.startswith("tars_") and 'job="tars"' in line
     ]
-    assert 'tars_health_score_average{instance="",job="tars",release="v1.0.1"} 96.8' in served
+    assert 'tars_health_score_average{instance="",job="tars",release="v1.0.1"} 97.5' in served
     assert 'tars_verdict{instance="",job="tars",release="v1.0.1",status="warn"} 1' in served
     # Every sample of the file is served back (beside the Pushgateway's push_time metrics).
     assert len(served) == len(samples(written))

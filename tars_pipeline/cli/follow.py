@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import time
+import signal
+import threading
 from pathlib import Path
 
 from tars_pipeline.cli.output import EXIT_INTERRUPTED, Output, plural
@@ -77,8 +78,18 @@ def follow(args: argparse.Namespace, out: Output) -> int:
     log = OutputLog(out)
     ticks = total = 0
     out.say(f"following the open release windows every {interval:g} s (Ctrl-C stops)")
+    # Ctrl-C sets `stopped` as well as raising: a KeyboardInterrupt that lands inside a
+    # DuckDB read comes back as a duckdb error, which the store readers may treat as
+    # "busy"; the flag still ends the loop after that tick.
+    stopped = threading.Event()
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        stopped.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        while True:
+        while not stopped.is_set():
             now = dt.datetime.now(dt.UTC)
             outcome = evaluate(config, now, seen, folder_of, log)
             ticks += 1
@@ -88,8 +99,12 @@ def follow(args: argparse.Namespace, out: Output) -> int:
                 out.detail(f"wrote {document}")
             if args.ticks is not None and ticks >= args.ticks:
                 break
-            time.sleep(interval)
+            stopped.wait(interval)
     except KeyboardInterrupt:
+        stopped.set()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if stopped.is_set():
         out.say(f"stopped after {plural(ticks, 'tick')}: {plural(total, 'new event')}")
         out.record(mode="follow", ticks=ticks, events=total)
         return EXIT_INTERRUPTED

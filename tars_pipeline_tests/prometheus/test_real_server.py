@@ -263,3 +263,24 @@ def test_https_to_a_plain_http_port_is_a_tls_failure(prometheus_server: Promethe
 def test_a_missing_ca_bundle_is_named(prometheus_server: PrometheusServer, tmp_path: Path) -> None:
     with pytest.raises(TarsUserError, match=r"source\.ca_bundle"):
         fetch(prometheus_server, 0, [KPIS["throughput"]], ca_bundle=str(tmp_path / "none.pem"))
+
+
+def test_a_day_from_the_ga_moment_is_fetched_as_its_window(
+    prometheus_server: PrometheusServer,
+) -> None:
+    """ga_at: Day 2 is the 24 hours from 14:30 local two days after GA, sample for sample the
+    snapshot over the same window."""
+    release = prometheus_server.release
+    ga_at = dt.datetime.combine(release.ga_date, dt.time(14, 30), tzinfo=release.tz)
+    moment = release.model_copy(update={"ga_at": ga_at, "services": SERVICES})
+    moment = type(release).model_validate(moment.model_dump())
+    start, end = moment.day_bounds(2)
+    assert end - start == dt.timedelta(hours=24)
+    source = PrometheusSource(source_config(prometheus_server.url))
+    fetched = source.fetch_day(moment, start, end, [KPIS["latency_p99"]], 60)
+    assert not fetched.missing and not fetched.incomplete
+    stamps = fetched.samples["ts"]
+    assert stamps.min() == pd.Timestamp(start) and stamps.max() == pd.Timestamp(end) - pd.Timedelta(
+        minutes=1
+    )
+    assert len(fetched.samples) == len(SERVICES) * 1440

@@ -43,6 +43,30 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+_LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+DEFAULT_BREAKDOWN_LABELS: tuple[str, ...] = (
+    "uri", "route", "status", "code", "instance", "pod", "region", "version",
+)  # fmt: skip
+
+
+class KpiBreakdown(_Model):
+    """How to break a KPI down by label for its top contributors (docs/methods/contributors.md):
+    KPI = scale · Σ numerator / Σ denominator per label value, or scale · Σ numerator."""
+
+    numerator: str = Field(
+        description="PromQL template of the additive measure by label: {by} is the label, "
+        "{service}, {service_label}, {rate_window} as in query."
+    )
+    denominator: str | None = Field(
+        default=None, description="The ratio's denominator by label; none for additive KPIs."
+    )
+    scale: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    labels: tuple[Annotated[str, Field(pattern=_LABEL_NAME)], ...] = Field(
+        default=DEFAULT_BREAKDOWN_LABELS,
+        description="The labels to break down by; a label the series do not carry is skipped.",
+    )
+
+
 class KpiDefinition(_Model):
     """One key performance indicator: what to query and how to judge it."""
 
@@ -74,6 +98,11 @@ class KpiDefinition(_Model):
         default=None, description="For cost KPIs: compute, memory, storage or network."
     )
     fail_on_missing_data: bool = False
+    breakdown: KpiBreakdown | None = Field(
+        default=None,
+        description="Top-contributor drill-down queries; the default catalog's KPIs have them "
+        "for the conventional metric names (sources/breakdown.py).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -473,6 +502,20 @@ class Thresholds(_Model):
         description="A series whose pooled baseline and day samples are at least this share "
         "of exact zeros (sparse error rates) is judged zero-heavy: its effect size is Cliff's "
         "delta over the pairs that differ, since ties with zero say nothing about a shift.",
+    )
+    fdr_q: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        default=0.05,
+        description="False-discovery rate allowed across the window's KPI x service x day "
+        "tests (docs/methods/statistical-honesty.md); a degradation needs its adjusted p-value "
+        "at or below it, besides p below p_value.",
+    )
+    fdr_method: Literal["bh", "by", "none"] = Field(
+        default="bh",
+        description="bh: Benjamini-Hochberg; by: Benjamini-Yekutieli (any dependence); none: "
+        "no adjustment.",
+    )
+    power: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        default=0.8, description="Power at which each KPI's minimum detectable effect is given."
     )
     min_requests: Annotated[float, Field(ge=0)] = Field(
         default=10_000.0,
@@ -1047,6 +1090,50 @@ def default_slos() -> list[SloDefinition]:
     ]
 
 
+class PrometheusAnnotations(_Model):
+    """Change annotations from a Prometheus series (docs/methods/annotations.md)."""
+
+    query: str = Field(description="PromQL; {service_label} is replaced as in KPI queries.")
+    mode: Literal["changes", "firing"] = Field(
+        default="changes",
+        description="changes: each change of a series' value is one annotation (deployment "
+        "generations); firing: each time a series appears (ALERTS).",
+    )
+    kind: Literal["deploy", "config", "feature_flag", "incident", "release", "alert", "other"] = (
+        "deploy"
+    )
+    title: str = Field(default="{__name__}", description="Template over the series' labels.")
+    service_label: Annotated[str, Field(pattern=_LABEL_NAME)] | None = Field(
+        default=None, description="The label naming the service; none: every service."
+    )
+
+
+class GitHubAnnotations(_Model):
+    """Deployments and releases of a GitHub repository as change annotations."""
+
+    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+    token_env: str = "GITHUB_TOKEN"
+    api_url: str = "https://api.github.com"
+    environment: str | None = None
+    deployments: bool = True
+    releases: bool = True
+    service: str | None = Field(
+        default=None, description="The service the repository deploys; none: every service."
+    )
+
+
+class AnnotationsConfig(_Model):
+    """Where deploys, config changes, flags and incidents come from, and how far before a
+    finding's onset one is named as its possible cause."""
+
+    file: Path | None = Field(default=None, description="YAML or JSON annotation file.")
+    prometheus: tuple[PrometheusAnnotations, ...] = ()
+    github: GitHubAnnotations | None = None
+    lookback_minutes: Annotated[float, Field(gt=0, le=1440, allow_inf_nan=False)] = Field(
+        default=30.0, description="An annotation up to this long before an onset is named."
+    )
+
+
 class TarsConfig(_Model):
     """The validated contents of `tars.yaml`."""
 
@@ -1093,6 +1180,12 @@ class TarsConfig(_Model):
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     exports: ExportsConfig = Field(default_factory=ExportsConfig)
+    annotations: AnnotationsConfig = Field(default_factory=AnnotationsConfig)
+    feedback_file: Path | None = Field(
+        default=None,
+        description="Marks on findings (expected / not_an_anomaly / confirmed); default "
+        "tars.feedback.yaml beside this file when it exists (docs/methods/feedback.md).",
+    )
 
     @model_validator(mode="after")
     def _priced(self) -> TarsConfig:
@@ -1333,6 +1426,9 @@ def _slos_from_file(raw: dict[str, Any], base: Path) -> list[dict[str, Any]]:
     return read_slo_file(_absolute(Path(str(raw["slo_file"])), base), directions)
 
 
+DEFAULT_FEEDBACK_FILE = "tars.feedback.yaml"
+
+
 def _resolve_paths(config: TarsConfig, base: Path) -> TarsConfig:
     def absolute(path: Path | None) -> Path | None:
         return None if path is None else (path if path.is_absolute() else base / path)
@@ -1344,6 +1440,14 @@ def _resolve_paths(config: TarsConfig, base: Path) -> TarsConfig:
     }
     if isinstance(config.source, SnapshotSourceConfig):
         updates["source"] = config.source.model_copy(update={"path": absolute(config.source.path)})
+    if config.annotations.file is not None:
+        updates["annotations"] = config.annotations.model_copy(
+            update={"file": absolute(config.annotations.file)}
+        )
+    feedback = absolute(config.feedback_file)
+    if feedback is None and (base / DEFAULT_FEEDBACK_FILE).is_file():
+        feedback = base / DEFAULT_FEEDBACK_FILE
+    updates["feedback_file"] = feedback
     return config.model_copy(update=updates)
 
 

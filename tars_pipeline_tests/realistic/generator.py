@@ -118,6 +118,17 @@ class Injection:
     minutes: int | None = None
     sudden: bool = True
     incident: bool = False  # a short incident: a degradation on it is allowed, not required
+    uri: str | None = None  # localised to this route (error_step, latency_step)
+    instance: int | None = None  # localised to this pod, 0-based (error_step, latency_step)
+
+    @property
+    def localised(self) -> bool:
+        return self.uri is not None or self.instance is not None
+
+    def applies_to(self, instance: int, route: Route) -> bool:
+        return (self.uri is None or self.uri == route.uri) and (
+            self.instance is None or self.instance == instance
+        )
 
 
 @dataclass(frozen=True)
@@ -332,14 +343,23 @@ def service_data(
     rps = svc.peak_rps * load  # expected service req/s
     rng = _rng(week, svc.name, "http")
 
+    # Service-wide injections move every pod and route; a localised one (`uri`,
+    # `instance`) only the label values it names: its magnitude is the error share added to
+    # (or the latency factor of) those requests alone.
+    errors_at = _profile(week, g, svc.name, ("error_step",), inject)
+    slower_at = _profile(week, g, svc.name, ("latency_step",), inject)
     err_share = np.full(n, svc.server_error_share)
-    for inj, active in _profile(week, g, svc.name, ("error_step",), inject):
-        err_share = err_share + inj.magnitude * active
+    for inj, active in errors_at:
+        if not inj.localised:
+            err_share = err_share + inj.magnitude * active
     err_share = np.clip(err_share, 0, 1)
     latency_x = np.ones(n)
-    for inj, active in _profile(week, g, svc.name, ("latency_step",), inject):
-        latency_x = latency_x * (1 + (inj.magnitude - 1) * active)
+    for inj, active in slower_at:
+        if not inj.localised:
+            latency_x = latency_x * (1 + (inj.magnitude - 1) * active)
     latency_x = latency_x * (0.92 + 0.08 * load)  # a little slower under load
+    local_errors = [(inj, active) for inj, active in errors_at if inj.localised]
+    local_slower = [(inj, active) for inj, active in slower_at if inj.localised]
 
     weights = np.full(svc.instances, 1.0 / svc.instances)
     http = {}
@@ -349,20 +369,28 @@ def service_data(
             # 5xx come from the first route only (its share carries the service's error
             # share), 404s from routes that have them: 4 label sets per pod, not 6.
             server = np.clip(err_share / route.share, 0, 1) if r == 0 else np.zeros(n)
+            for inj, active in local_errors:
+                if inj.applies_to(i, route):
+                    server = np.clip(server + inj.magnitude * active, 0, 1 - route.client_errors)
+            route_x = latency_x
+            for inj, active in local_slower:
+                if inj.applies_to(i, route):
+                    route_x = route_x * (1 + (inj.magnitude - 1) * active)
+            serves_errors = r == 0 or any(inj.applies_to(i, route) for inj, _ in local_errors)
             shares = {
                 "SUCCESS": 1 - server - route.client_errors,
                 "CLIENT_ERROR": np.full(n, route.client_errors),
                 "SERVER_ERROR": server,
             }
             medians = {
-                "SUCCESS": route.median_s * latency_x,
+                "SUCCESS": route.median_s * route_x,
                 "CLIENT_ERROR": 0.3 * route.median_s * np.ones(n),
-                "SERVER_ERROR": 0.6 * route.median_s * latency_x,
+                "SERVER_ERROR": 0.6 * route.median_s * route_x,
             }
             for outcome, _status in OUTCOMES:
                 if outcome == "CLIENT_ERROR" and route.client_errors == 0:
                     continue
-                if outcome == "SERVER_ERROR" and r != 0:
+                if outcome == "SERVER_ERROR" and not serves_errors:
                     continue
                 lam = base * shares[outcome]
                 probs = _bucket_probabilities(medians[outcome], route.sigma)

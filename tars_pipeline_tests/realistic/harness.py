@@ -180,7 +180,41 @@ def kpi_catalog() -> list[dict[str, Any]]:
         ),
         **{kpi: f"sum({family}{{{SEL}}})" for kpi, family in gen.COST_FAMILIES.items()},
     }
-    return [{"name": name, "query": query} for name, query in queries.items()]
+    return [
+        {
+            "name": name,
+            "query": query,
+            **({"breakdown": BREAKDOWNS[name]} if name in BREAKDOWNS else {}),
+        }
+        for name, query in queries.items()
+    ]
+
+
+def _by(metric: str, extra: str = "") -> str:
+    return f"sum by ({{by}}) (rate({metric}{{{SEL}{extra}}}{WINDOW}))"
+
+
+_HTTP_LABELS = ["uri", "status", "instance", "method"]
+_ERRORS = {
+    "numerator": _by("http_server_requests_seconds_count", ',outcome="SERVER_ERROR"'),
+    "denominator": _by("http_server_requests_seconds_count"),
+    "scale": 100.0,
+    "labels": _HTTP_LABELS,
+}
+_LATENCY = {
+    "numerator": _by("http_server_requests_seconds_sum"),
+    "denominator": _by("http_server_requests_seconds_count"),
+    "scale": 1000.0,
+    "labels": _HTTP_LABELS,
+}
+BREAKDOWNS: dict[str, dict[str, Any]] = {
+    "availability": _ERRORS,
+    "error_rate": _ERRORS,
+    "throughput": {"numerator": _by("http_server_requests_seconds_count"), "labels": _HTTP_LABELS},
+    **dict.fromkeys(("latency_p50", "latency_p95", "latency_p99"), _LATENCY),
+}
+"""Top-contributor queries over the Micrometer names: errors / requests and mean latency
+(duration sum / count) by label (docs/methods/contributors.md)."""
 
 
 SLOS = [

@@ -65,6 +65,20 @@ class KpiBreakdown(_Model):
         default=DEFAULT_BREAKDOWN_LABELS,
         description="The labels to break down by; a label the series do not carry is skipped.",
     )
+    complement: bool = Field(
+        default=False,
+        description="The KPI is scale · (1 − numerator / denominator): availability from "
+        "errors / requests.",
+    )
+    measure: str | None = Field(
+        default=None,
+        description="The measure decomposed when it is not the KPI itself (e.g. 'mean "
+        "latency' for a percentile: duration sum / count by label).",
+    )
+    slice_query: str | None = Field(
+        default=None,
+        description="Each label value's own KPI by {by} (its quantile), shown, never ranked.",
+    )
 
 
 class KpiDefinition(_Model):

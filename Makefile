@@ -38,7 +38,7 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 ## test: the whole suite (real Dagster instance, real DuckDB files), one worker per core
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
 
 ## test-fast: the pure core (the judge, the reports' formatting, config) in seconds
 test-fast: $(STAMP)

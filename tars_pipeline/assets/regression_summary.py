@@ -10,7 +10,9 @@ from tars_pipeline.config import config_digest
 from tars_pipeline.judge.window import judge_window
 from tars_pipeline.partitions import all_days_of_release, release_partitions
 from tars_pipeline.reporting import outputs
+from tars_pipeline.reporting.week import with_feedback
 from tars_pipeline.resources import ReportsResource, StoreResource, TarsConfigResource
+from tars_pipeline.sources.context import breakdown_fetcher, load_annotations
 from tars_pipeline.store import open_store, read_window_inputs, replace_document
 
 
@@ -41,7 +43,16 @@ def regression_summary(
     release = release_of(context, config)
     with open_store(duckdb.for_config(config)) as conn:
         days, inputs = read_window_inputs(conn, release.name, release.window_days)
-    judgement = judge_window(config=config, release=release, days=days, **inputs)
+    annotations = load_annotations(config, release, warn=context.log.warning)
+    judgement = judge_window(
+        config=config,
+        release=release,
+        days=days,
+        annotations=annotations,
+        breakdown=breakdown_fetcher(config, release),
+        **inputs,
+    )
+    judgement = with_feedback(config, release, judgement, inputs.get("anomalies"))
     document = outputs.regression_summary_doc(release, days, judgement)
     with open_store(duckdb.for_config(config)) as conn:
         replace_document(conn, release.name, max(days), "regression_summary", document)
@@ -55,6 +66,8 @@ def regression_summary(
             "degradations": dg.MetadataValue.int(len(judgement["degradations"])),
             "unexpected_drifts": dg.MetadataValue.int(len(judgement["unexpected_drifts"])),
             "successes": dg.MetadataValue.int(len(judgement["successes"])),
+            "annotations": dg.MetadataValue.int(len(annotations)),
+            "onsets": dg.MetadataValue.md(outputs.onsets_markdown(document["degradations"])),
             "ranking": dg.MetadataValue.md(outputs.ranking_markdown(document["degradations"])),
             "regression_summary": dg.MetadataValue.path(str(path)),
             "config_digest": config_digest(config),

@@ -15,11 +15,13 @@ one day; `Degradation.as_record()` is the JSON record of `regression_summary.jso
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge import explain
@@ -27,6 +29,7 @@ from tars_pipeline.judge.compare import Comparison, compare_samples
 from tars_pipeline.judge.direction import adverse_sign, has_bad_side
 from tars_pipeline.judge.finding import KpiFinding
 from tars_pipeline.judge.formatting import finite_or_none
+from tars_pipeline.judge.honesty import Shift, effective_sample_size, fdr_adjust, hodges_lehmann
 from tars_pipeline.judge.seasonality import hour_matched_values, with_local_hour
 from tars_pipeline.judge.severity import (
     SEVERITY_RANK,
@@ -45,6 +48,7 @@ from tars_pipeline.judge.traffic import (
 
 _EMPTY = np.empty(0, dtype="float64")
 _KEYS = ["service", "kpi"]
+LEVEL_STATISTICS = ("mean", "p50", "p95", "p99", "max", "min")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class Degradation(KpiFinding):
     slo_breached: bool
     slo_exhausted: bool
     p_threshold: float
+    honesty: Honesty | None = None
 
     @property
     def threshold_multiple(self) -> float | None:
@@ -129,7 +134,41 @@ class Degradation(KpiFinding):
             "traffic": (
                 comparison.traffic_record() if comparison.observed_requests is not None else None
             ),
+            **(self.honesty.as_record() if self.honesty is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class Honesty:
+    """How sure the worst day's verdict is (docs/methods/statistical-honesty.md): its
+    p-value with the samples' autocorrelation allowed for, that p adjusted for the false
+    discoveries of the window's whole family of tests, and the Hodges-Lehmann shift with
+    its interval."""
+
+    p_value_autocorrelated: float
+    q_value: float | None
+    fdr_method: str
+    fdr_q: float
+    tests: int
+    shift: Shift | None
+
+    def as_record(self) -> dict:
+        """p_value_autocorrelated, q_value, fdr ({method, q, tests}), effect (the
+        Hodges-Lehmann shift record, or null)."""
+        return {
+            "p_value_autocorrelated": self.p_value_autocorrelated,
+            "q_value": finite_or_none(self.q_value),
+            "fdr": {"method": self.fdr_method, "q": self.fdr_q, "tests": self.tests},
+            "effect": self.shift.as_record() if self.shift is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class FdrSettings:
+    """The window's false-discovery control: thresholds.fdr_method / fdr_q."""
+
+    method: str = "bh"
+    q: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -137,6 +176,54 @@ class _DegradedDay:
     day: int
     drift: Mapping
     comparison: Comparison
+    p_autocorrelated: float = 1.0
+    q_value: float | None = None
+    sides: tuple[np.ndarray, np.ndarray] = (_EMPTY, _EMPTY)
+    hours: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass
+class _Cell:
+    """One (service, KPI, day) of the family of tests; `comparison` None when the drift
+    threshold filtered it out (it enters the family as p = 1)."""
+
+    service: str
+    kpi: KpiDefinition
+    day: int
+    row: Mapping
+    comparison: Comparison | None = None
+    adverse: bool = False
+    p_autocorrelated: float = 1.0
+    sides: tuple[np.ndarray, np.ndarray] = (_EMPTY, _EMPTY)
+    hours: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def autocorrelated_p(
+    comparison: Comparison,
+    base: np.ndarray,
+    observed: np.ndarray,
+    hours: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
+    """The rank test's p with the samples' autocorrelation allowed for.
+
+    Per-minute samples are not independent (a 5-minute rate() shares 4/5 of its requests
+    with the next minute), so the Mann-Whitney variance under independence is too small
+    by about the integrated autocorrelation time τ = n / n_eff of each side. The two-sided
+    z of the test is divided by √τ̄, τ̄ = (n₂·τ₁ + n₁·τ₂)/(n₁ + n₂) (the variance of U is a
+    sum of each side's rank variance, weighted by the other side's size). A rate test's
+    counts are already the independent unit: its p is kept."""
+    if comparison.outcome != "ranked" or comparison.test != "mann_whitney":
+        return comparison.p_value
+    base_hours, observed_hours = hours if hours is not None else (None, None)
+    n1, n2 = int(np.isfinite(base).sum()), int(np.isfinite(observed).sum())
+    if n1 < 4 or n2 < 4:
+        return comparison.p_value
+    # The daily cycle is not noise to an hour-matched test: autocorrelation without it.
+    tau1 = n1 / effective_sample_size(base, ranks=True, strata=base_hours)
+    tau2 = n2 / effective_sample_size(observed, ranks=True, strata=observed_hours)
+    tau = max((n2 * tau1 + n1 * tau2) / (n1 + n2), 1.0)
+    z = float(special.ndtri(1.0 - min(max(comparison.p_value, 1e-300), 1.0) / 2.0))
+    return float(min(1.0, 2.0 * special.ndtr(-abs(z) / math.sqrt(tau))))
 
 
 def _normalised(keys: list[str], key: tuple) -> tuple:
@@ -228,6 +315,21 @@ class _Samples:
             self.baseline_values = _grouped_values(baseline, _KEYS)
             self.day_values = _grouped_values(day, [*_KEYS, "day"])
 
+    def hours(self, service: str, kpi: str, day: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The local hour of each sample `sides` returns (same filter, same order), for
+        the autocorrelation of the samples without their daily cycle; None without."""
+        if not self.hour_matched:
+            return None
+        base = self.baseline_frames.get((service, kpi))
+        day_frame = self.day_frames.get((service, kpi, day))
+        if base is None or day_frame is None:
+            return None
+        common = set(base["hour"].tolist()) & set(day_frame["hour"].tolist())
+        if common:
+            base = base[base["hour"].isin(common)]
+            day_frame = day_frame[day_frame["hour"].isin(common)]
+        return base["hour"].to_numpy(), day_frame["hour"].to_numpy()
+
     def sides(self, service: str, kpi: str, day: int, row: Mapping) -> tuple[np.ndarray, ...]:
         if self.hour_matched:
             return _matched_values(
@@ -317,8 +419,16 @@ def find_degradations(
     zero_heavy_share: float = 0.5,
     step_seconds: float | None = None,
     min_requests: float = DEFAULT_MIN_REQUESTS,
+    fdr: FdrSettings | None = None,
 ) -> list[Degradation]:
     """One `Degradation` per (service, KPI) that degraded on at least one day of 1..N.
+
+    With `fdr` (thresholds.fdr_method / fdr_q), a KPI-day must also survive the window's
+    false-discovery control: every (service, KPI, day) cell of a KPI with a bad side is a
+    test of the family (a cell below the drift threshold enters with p = 1); each tested
+    cell's p is first widened for the samples' autocorrelation (`autocorrelated_p`), then
+    adjusted by Benjamini-Hochberg (or -Yekutieli); the day counts only with an adjusted p
+    ≤ q. Each degradation carries its q-value and the worst day's Hodges-Lehmann shift.
 
     A KPI-day is a degradation when the KPI is not cost-kind and has a bad direction, its
     adverse drift is ≥ `degradation_threshold_pct(kpi)` (or, with a ~0 baseline, the drift
@@ -351,16 +461,20 @@ def find_degradations(
     impacts = slo_impacts(slo_status)
     exhausted_keys = {(key[0], key[1]) for key, impact in impacts.items() if impact.exhausted}
 
-    degradations: list[Degradation] = []
+    settings = fdr or FdrSettings(method="none", q=1.0 - 1e-12)
+    cells: list[_Cell] = []
+    series: list[tuple[str, KpiDefinition, float, dict[int, Mapping], list[_Cell]]] = []
     for (service, kpi_name), rows in drift.groupby(["service", "kpi"], sort=True):
         kpi = kpis.get(kpi_name)
         if kpi is None or kpi.kind == "cost" or not has_bad_side(kpi.direction):
             continue
         threshold = degradation_threshold_pct(kpi)
         by_day = {int(row["day"]): row for row in rows.to_dict("records")}
-        degraded: list[_DegradedDay] = []
+        own: list[_Cell] = []
         for day in sorted(by_day):
             row = by_day[day]
+            cell = _Cell(str(service), kpi, day, row)
+            own.append(cell)
             if not crosses_threshold(row, threshold):
                 continue
             base_values, observed_values = samples.sides(service, kpi_name, day, row)
@@ -374,10 +488,48 @@ def find_degradations(
                 observed_traffic=observed_traffic,
                 min_requests=min_requests,
             )
-            if comparison.is_adverse(p_value, kpi.direction) and _weighted_move_counts(
+            cell.comparison = comparison
+            cell.sides = (
+                np.asarray(base_values, "float64"),
+                np.asarray(observed_values, "float64"),
+            )
+            cell.adverse = comparison.is_adverse(p_value, kpi.direction) and _weighted_move_counts(
                 kpi, comparison, threshold
-            ):
-                degraded.append(_DegradedDay(day, row, comparison))
+            )
+            cell.hours = samples.hours(service, kpi_name, day)
+            # Every tested cell enters the family with its p (a no-data one with 1): a
+            # family of only the adverse ones would be selected on the data.
+            if comparison.outcome != "no_data":
+                cell.p_autocorrelated = (
+                    autocorrelated_p(comparison, *cell.sides, cell.hours)
+                    if settings.method != "none"
+                    else comparison.p_value
+                )
+        cells.extend(own)
+        series.append((str(service), kpi, threshold, by_day, own))
+    family = fdr_adjust(
+        [cell.p_autocorrelated for cell in cells], q=settings.q, method=settings.method
+    )
+    q_of = {id(cell): float(q) for cell, q in zip(cells, family.adjusted, strict=True)}
+
+    degradations: list[Degradation] = []
+    for service, kpi, threshold, by_day, own in series:
+        kpi_name = kpi.name
+        degraded = [
+            _DegradedDay(
+                cell.day,
+                cell.row,
+                cell.comparison,
+                cell.p_autocorrelated,
+                q_of[id(cell)],
+                cell.sides,
+                cell.hours,
+            )
+            for cell in own
+            if cell.adverse
+            and cell.comparison is not None
+            and (settings.method == "none" or q_of[id(cell)] <= settings.q)
+        ]
         if not degraded:
             continue
         degradations.append(
@@ -392,6 +544,8 @@ def find_degradations(
                 exhausted=(service, kpi_name) in exhausted_keys,
                 p_value=p_value,
                 well_inside_utilisation=well_inside_utilisation,
+                fdr=settings if fdr is not None else None,
+                tests=family.m,
             )
         )
     return sorted(
@@ -427,6 +581,8 @@ def _degradation(
     exhausted: bool,
     p_value: float,
     well_inside_utilisation: float,
+    fdr: FdrSettings | None = None,
+    tests: int = 0,
 ) -> Degradation:
     worst = _worst(degraded)
     drift = worst.drift
@@ -466,4 +622,32 @@ def _degradation(
         slo_breached=any(i is not None and i.breached for i in day_impacts),
         slo_exhausted=exhausted,
         p_threshold=p_value,
+        honesty=(
+            Honesty(
+                p_value_autocorrelated=worst.p_autocorrelated,
+                q_value=worst.q_value,
+                fdr_method=fdr.method,
+                fdr_q=fdr.q,
+                tests=tests,
+                shift=_shift(worst, kpi, drift),
+            )
+            if fdr is not None
+            else None
+        ),
+    )
+
+
+def _shift(worst: _DegradedDay, kpi: KpiDefinition, drift: Mapping) -> Shift | None:
+    base, observed = worst.sides
+    if base.size == 0 or observed.size == 0:
+        return None
+    statistic = str(drift.get("statistic") or kpi.statistic)
+    base_hours, observed_hours = worst.hours if worst.hours is not None else (None, None)
+    return hodges_lehmann(
+        base,
+        observed,
+        baseline_strata=base_hours,
+        observed_strata=observed_hours,
+        statistic=statistic if statistic in LEVEL_STATISTICS else "mean",
+        near_zero=kpi.near_zero,
     )

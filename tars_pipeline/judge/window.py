@@ -8,21 +8,26 @@ no Dagster: the `regression_summary` asset and the scenario tests call `judge_wi
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.config import Release, TarsConfig, duration_seconds
+from tars_pipeline.judge.annotations import Annotation
 from tars_pipeline.judge.cost import cost_analysis
 from tars_pipeline.judge.day import clean_samples
-from tars_pipeline.judge.degradations import find_degradations, held_by_counts
+from tars_pipeline.judge.degradations import FdrSettings, find_degradations, held_by_counts
 from tars_pipeline.judge.drifts import find_unexpected_drifts
 from tars_pipeline.judge.incidents import build_incidents
 from tars_pipeline.judge.maintenance import events_outside_maintenance
+from tars_pipeline.judge.sensitivity import sensitivity
 from tars_pipeline.judge.slo import slo_window_summary
 from tars_pipeline.judge.stats import keys_as_categories
 from tars_pipeline.judge.successes import find_successes
 from tars_pipeline.judge.verdict import release_verdict
+from tars_pipeline.judge.why import BreakdownFetch, SeriesIndex, explain_findings
 
 
 def slo_summaries(
@@ -85,6 +90,8 @@ def judge_window(
     daily_stats: pd.DataFrame,
     cost_daily: pd.DataFrame,
     anomalies: pd.DataFrame | None = None,
+    annotations: Sequence[Annotation] = (),
+    breakdown: BreakdownFetch | None = None,
 ) -> dict[str, Any]:
     """The window's judgement as pure steps (no store, no Dagster), shared by the asset and
     the scenario tests: SLO summaries → degradations (Mann-Whitney on hour-matched, cleaned
@@ -128,6 +135,7 @@ def judge_window(
         zero_heavy_share=thresholds.zero_heavy_share,
         step_seconds=config.step_seconds,
         min_requests=thresholds.min_requests,
+        fdr=FdrSettings(method=thresholds.fdr_method, q=thresholds.fdr_q),
     )
     unexpected = find_unexpected_drifts(
         drift,
@@ -153,14 +161,45 @@ def judge_window(
         drift=drift,
         degraded=[degradation.key for degradation in degradations],
     )
-    degradation_records = [degradation.as_record() for degradation in degradations]
+    # When and why: each finding's onset, the changes before it, what drove it.
+    explained = explain_findings(
+        {
+            "degradations": [degradation.as_record() for degradation in degradations],
+            "unexpected_drifts": [finding.as_record() for finding in unexpected],
+            "cost_analysis": cost,
+        },
+        index=SeriesIndex(baseline_samples, day_samples, release.timezone),
+        release=release,
+        kpis=kpis,
+        annotations=annotations,
+        lookback_minutes=config.annotations.lookback_minutes,
+        breakdown=breakdown,
+        rate_window=_rate_window(config),
+    )
+    degradation_records = explained["degradations"]
     counted = events_outside_maintenance(anomalies, config.maintenance_windows)
     return {
         "verdict": release_verdict(degradation_records, slos).as_record(),
         "degradations": degradation_records,
         "incidents": build_incidents(degradation_records, counted, slos),
-        "unexpected_drifts": [finding.as_record() for finding in unexpected],
+        "unexpected_drifts": explained["unexpected_drifts"],
         "successes": [success.as_record() for success in successes],
         "slo_compliance": slos,
-        "cost_analysis": cost,
+        "cost_analysis": explained["cost_analysis"],
+        "annotations": [annotation.as_record() for annotation in annotations],
+        "sensitivity": sensitivity(
+            baseline_samples,
+            day_samples,
+            kpis,
+            alpha=thresholds.p_value,
+            power=thresholds.power,
+            degradation_threshold_pct=config.degradation_threshold_pct,
+            timezone=release.timezone,
+        ),
     }
+
+
+def _rate_window(config: TarsConfig) -> dt.timedelta | None:
+    """How far back a Prometheus rate() reaches: a step shows spread over it."""
+    window = getattr(config.source, "rate_window", None)
+    return dt.timedelta(seconds=duration_seconds(window)) if window else None

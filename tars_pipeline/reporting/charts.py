@@ -199,6 +199,21 @@ def kpi_chart(series: Mapping[str, Any], key: str) -> Markup:
                         va="center",
                         transform=marker_at,
                     )
+        markers = series.get("markers") or {}
+        for cause in markers.get("annotations") or []:
+            axes.axvline(cause["x"], color=ACCENT, lw=0.8, ls=(0, (1, 2)), zorder=1)
+            axes.plot(cause["x"], 0.06, marker="^", ms=5, color=ACCENT, transform=marker_at)
+        if markers.get("onset") is not None:
+            axes.axvline(markers["onset"], color=ADVERSE, lw=1.0, zorder=1)
+            axes.text(
+                markers["onset"] + 0.06,
+                0.06,
+                f"onset {label(markers.get('onset_label') or '', 8)}",
+                color=ADVERSE,
+                fontsize=6.5,
+                va="bottom",
+                transform=marker_at,
+            )
         values = [d["value"] for d in points]
         if band is not None:
             values += [band["lower"], band["upper"]]

@@ -17,7 +17,7 @@ from tars_pipeline.reporting.escape import markdown, signed_pct
 from tars_pipeline.reporting.jsonio import to_jsonable
 
 # 1.1: regression_summary and the retrospective carry the release `verdict`.
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 # A day summary's drift rows: the drift step's columns, less the flags only the judge reads
 # (`relative`, `adverse_change`) and the catalog's attributes.
 DAY_SUMMARY_DRIFT_COLUMNS = tuple(
@@ -231,3 +231,22 @@ def ranking_markdown(degradations: list[dict[str, Any]]) -> str:
         for rank, d in enumerate(degradations, start=1)
     )
     return ranking or "_No degradations._"
+
+
+def onsets_markdown(degradations: list[dict[str, Any]]) -> str:
+    """When each degradation began and what came before it, for the asset's page."""
+    lines = []
+    for record in degradations:
+        onset = record.get("onset")
+        if not onset:
+            continue
+        line = (
+            f"- {record['kpi']} on {record['service']}: {onset['local_time']} ± "
+            f"{max(onset['onset_minus_minutes'], onset['onset_plus_minutes']):.0f} min on "
+            f"day {onset['day']}"
+        )
+        causes = record.get("annotations") or []
+        if causes:
+            line += f"; {causes[0]['sentence']}"
+        lines.append(line)
+    return "\n".join(lines) or "no onset found"

@@ -27,6 +27,7 @@ from tars_pipeline.judge.verdict import release_verdict
 from tars_pipeline.reporting import escape
 from tars_pipeline.reporting.jsonio import to_jsonable
 from tars_pipeline.reporting.outputs import SCHEMA_VERSION, release_window_fields
+from tars_pipeline.reporting.why import why_lines
 
 SECTIONS = (
     "What went well",
@@ -144,7 +145,14 @@ def build_retrospective(
     ordered_anomalies = (
         anomalies.sort_values(["day", "start"])[list(ANOMALY_FIELDS)] if len(anomalies) else []
     )
-    degradations = regression.get("degradations", [])
+    degradations = [
+        {**d, "why": why_lines(d, str(d.get("unit") or ""))}
+        for d in regression.get("degradations", [])
+    ]
+    drifts = [
+        {**u, "why": why_lines(u, str(u.get("unit") or ""))}
+        for u in regression.get("unexpected_drifts", [])
+    ]
     model = {
         "schema_version": SCHEMA_VERSION,
         "generator": f"tars-observability {__version__}",
@@ -182,7 +190,7 @@ def build_retrospective(
         "health_scores": scores,
         "successes": regression.get("successes", []),
         "degradations": degradations,
-        "unexpected_drifts": regression.get("unexpected_drifts", []),
+        "unexpected_drifts": drifts,
         "anomalies": ordered_anomalies,
         "cost_analysis": with_daily_cost_by_resource(
             regression.get("cost_analysis", {}), cost_daily
@@ -211,8 +219,48 @@ def build_retrospective(
             ],
         },
         "incidents": regression.get("incidents", []),
+        "annotations": regression.get("annotations", []),
+        "sensitivity": regression.get("sensitivity", []),
     }
+    if regression.get("feedback") is not None:
+        model["feedback"] = regression["feedback"]
+    _mark_charts(model["kpi_daily"], [*degradations, *drifts], release)
     return to_jsonable(model)
+
+
+def day_position(release: Release, moment: Any) -> float | None:
+    """A moment on the charts' day axis: day d is drawn at d and spans d − ½ .. d + ½."""
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is None:
+        return None
+    for day in range(0, release.window_days + 1):
+        start, end = release.day_bounds(day)
+        first, last = pd.Timestamp(start), pd.Timestamp(end)
+        if first <= stamp < last:
+            return round(day - 0.5 + (stamp - first) / (last - first), 4)
+    return None
+
+
+def _mark_charts(
+    series: list[dict[str, Any]], findings: Sequence[Mapping[str, Any]], release: Release
+) -> None:
+    """Each charted series of a finding gets `markers`: its onset and the changes named on
+    it, as positions on the day axis (the HTML chart draws them)."""
+    by_key = {(s["service"], s["kpi"]): s for s in series}
+    for finding in findings:
+        chart = by_key.get((finding.get("service"), finding.get("kpi")))
+        onset = finding.get("onset")
+        if chart is None or not isinstance(onset, Mapping) or "markers" in chart:
+            continue
+        chart["markers"] = {
+            "onset": day_position(release, onset.get("onset")),
+            "onset_label": onset.get("local_time"),
+            "annotations": [
+                {"x": x, "title": cause.get("title"), "kind": cause.get("kind")}
+                for cause in finding.get("annotations") or []
+                if (x := day_position(release, cause.get("ts"))) is not None
+            ],
+        }
 
 
 # ---------------------------------------------------------------------------------------

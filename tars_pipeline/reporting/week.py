@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
+from tars_pipeline.judge.feedback import apply_feedback, load_feedback
 from tars_pipeline.judge.recommendations import recommend
 from tars_pipeline.reporting.retrospective import (
     ReleaseWeek,
@@ -49,8 +50,9 @@ def retrospective_model(
                 f"previous_release {release.previous_release} has no stored week; "
                 "the report leaves the comparison out"
             )
+    regression = with_feedback(config, release, regression, week.get("anomaly_events"))
     recommendations, action_items = recommend(
-        regression, cost_growth_pct=config.cost.growth_hint_pct
+        _without_expected(regression), cost_growth_pct=config.cost.growth_hint_pct
     )
     model = build_retrospective(
         release,
@@ -68,3 +70,42 @@ def retrospective_model(
         coverage=week["coverage"],
     )
     return model, notes
+
+
+def with_feedback(
+    config: TarsConfig,
+    release: Release,
+    regression: dict[str, Any],
+    anomalies: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """`regression` with the marks of the feedback file applied (docs/methods/feedback.md):
+    each marked finding carries its mark, the verdict leaves out the "expected" ones with
+    their reason, and `feedback` has the marks and each detector's precision. Without a
+    feedback file the document is returned as it is. Read fresh on every call, so a mark
+    added after the nightly runs changes the next retrospective."""
+    if config.feedback_file is None:
+        return regression
+    feedback = load_feedback(config.feedback_file, window_days=release.window_days)
+    if not feedback.marks:
+        return regression
+    marked = apply_feedback(feedback, regression, release=release.name, anomalies=anomalies)
+    if "anomalies" not in regression:
+        marked.pop("anomalies", None)  # used for the precision; the document lists none
+    return marked
+
+
+def _without_expected(regression: dict[str, Any]) -> dict[str, Any]:
+    """The findings a recommendation is made for: an "expected" one needs no action."""
+
+    def keep(record: Any) -> bool:
+        mark = record.get("feedback") if isinstance(record, dict) else None
+        return not (isinstance(mark, dict) and mark.get("mark") == "expected")
+
+    return {
+        **regression,
+        **{
+            key: [record for record in regression.get(key) or [] if keep(record)]
+            for key in ("degradations", "unexpected_drifts", "incidents")
+            if key in regression
+        },
+    }

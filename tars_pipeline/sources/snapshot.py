@@ -4,6 +4,10 @@ Layout (written by `test_data/generate.py`, and by the Prometheus snapshot expor
 
     <root>/<release>/manifest.json        release, timezone, step, services, KPIs
     <root>/<release>/YYYY-MM-DD.parquet   columns service, kpi, ts (TIMESTAMPTZ), value
+    <root>/<release>/breakdown/*.parquet  optional: service, kpi, ts, dimension, element,
+                                          numerator, denominator (the label breakdown the
+                                          top contributors are ranked from;
+                                          sources/breakdown.py, docs/methods/contributors.md)
 
 Files are read with DuckDB, filtered to the requested window, so how the files are split
 by day does not matter to the reader.

@@ -207,11 +207,23 @@ _LATENCY = {
     "scale": 1000.0,
     "labels": _HTTP_LABELS,
 }
+
+
+def _latency(q: str) -> dict[str, Any]:
+    slice_query = (
+        f"1000 * histogram_quantile({q}, sum by (le, {{by}}) "
+        f"(rate(http_server_requests_seconds_bucket{{{SEL}}}{WINDOW})))"
+    )
+    return {**_LATENCY, "measure": "mean latency", "slice_query": slice_query}
+
+
 BREAKDOWNS: dict[str, dict[str, Any]] = {
-    "availability": _ERRORS,
+    "availability": {**_ERRORS, "complement": True},
     "error_rate": _ERRORS,
     "throughput": {"numerator": _by("http_server_requests_seconds_count"), "labels": _HTTP_LABELS},
-    **dict.fromkeys(("latency_p50", "latency_p95", "latency_p99"), _LATENCY),
+    "latency_p50": _latency("0.50"),
+    "latency_p95": _latency("0.95"),
+    "latency_p99": _latency("0.99"),
 }
 """Top-contributor queries over the Micrometer names: errors / requests and mean latency
 (duration sum / count) by label (docs/methods/contributors.md)."""
@@ -230,7 +242,7 @@ SLOS = [
 """Targets a quiet week meets comfortably (the bundled defaults assume other traffic)."""
 
 
-def week_config(week: gen.WeekSpec, url: str, folder: Path) -> Path:
+def week_config(week: gen.WeekSpec, url: str, folder: Path, **extra: Any) -> Path:
     assert week.ga_date is not None
     source: dict[str, Any] = {
         "type": "prometheus",
@@ -253,7 +265,13 @@ def week_config(week: gen.WeekSpec, url: str, folder: Path) -> Path:
     else:
         release["services"] = [s.name for s in week.services]
     return write_config(
-        folder, source=source, releases=[release], kpis=kpi_catalog(), slos=SLOS, step_seconds=60
+        folder,
+        source=source,
+        releases=[release],
+        kpis=kpi_catalog(),
+        slos=SLOS,
+        step_seconds=60,
+        **extra,
     )
 
 

@@ -100,7 +100,7 @@ def test_the_demo_writes_every_output(demo_week: DemoWeek) -> None:
 def test_every_demo_output_matches_its_schema(demo_week: DemoWeek, filename: str) -> None:
     path = demo_week.out / filename
     document = _strict_load(path)
-    assert document["schema_version"] == SCHEMA_VERSION == "1.2"
+    assert document["schema_version"] == SCHEMA_VERSION == "1.3"
     assert schema.schema_errors(schema.schema_for_file(filename), document) == []
     assert schema.validate_file(path) == schema.schema_for_file(filename)
 

@@ -103,6 +103,7 @@ def judge_days(
     config: TarsConfig,
     release: Release,
     fetch_date: Callable[[dt.date], pd.DataFrame] | None = None,
+    **judge_extra: Any,
 ) -> tuple[dict[int, DayAnalysis], dict, list[dict], list[dict]]:
     """The asset code path without Dagster or a store: `analyse_day` for each day (0 is
     the baseline), then `judge_window` over days 1.., then the recommendations."""
@@ -137,6 +138,7 @@ def judge_days(
         slo_daily=stored({day: days[day].slo for day in window}),
         daily_stats=stored({day: days[day].stats for day in days}),
         cost_daily=stored({day: days[day].cost for day in days}),
+        **judge_extra,
     )
     recommendations, action_items = recommend(
         judgement, cost_growth_pct=config.cost.growth_hint_pct

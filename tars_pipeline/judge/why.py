@@ -1,0 +1,384 @@
+"""Why and when: each finding's onset, the changes that preceded it, and what drove it.
+
+The window judge says *that* a KPI degraded (or drifted, or cost stepped) on a day; this
+step adds, to each finding's record (docs/methods/change-points.md, annotations.md,
+contributors.md):
+
+- `onset`: the change point of the KPI's samples over the first affected day and the day
+  before it (`changepoint.find_change_point`), measured against GA day's same-hour level,
+  in the adverse direction for a degradation: the minute it began, its confidence interval
+  and the levels before and after;
+- `annotations`: the deploys, config changes, flags and incidents within
+  `lookback_minutes` before that onset (`annotations.annotations_before`);
+- `contributors`: for a degradation, the KPI broken down by label for GA day and for the
+  degraded window (onset to the end of that day), ranked by their share of the change
+  (`contributors.rank_contributors`); the breakdown comes from the caller (the source).
+
+Pure: no store, no Dagster, no network. `breakdown` is a callback the asset builds from
+the metric source; without one there are no contributors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tars_pipeline.config import KpiDefinition, Release
+from tars_pipeline.judge.annotations import Annotation, annotations_before
+from tars_pipeline.judge.changepoint import ChangePoint, find_change_point
+from tars_pipeline.judge.contributors import Contributors, rank_contributors
+
+BreakdownFetch = Callable[
+    [str, KpiDefinition, tuple[dt.datetime, dt.datetime], tuple[dt.datetime, dt.datetime]],
+    "tuple[pd.DataFrame, Mapping[str, Any]] | None",
+]
+"""(service, kpi, baseline window, observed window) → (breakdown frame, the keyword
+arguments of `rank_contributors` for it: scale, ratio, complement, measure) or None when the
+KPI has no breakdown."""
+
+ONSET_GRACE_MINUTES = 5.0
+"""An annotation after the onset's point estimate is named only inside its confidence
+interval, and never more than this after it: a change after the onset is not its cause."""
+MIN_OBSERVED_MINUTES = 30
+"""The degraded window of a breakdown spans at least this long."""
+
+
+@dataclass(frozen=True)
+class _Series:
+    ts: np.ndarray  # datetime64[ns] UTC, sorted
+    values: np.ndarray
+    day: np.ndarray  # int: 0 = GA day
+
+
+class SeriesIndex:
+    """Every (service, KPI)'s samples over GA day and the window, grouped once."""
+
+    def __init__(self, baseline: pd.DataFrame, days: pd.DataFrame, timezone: str) -> None:
+        self.timezone = timezone
+        frames = []
+        if baseline is not None and len(baseline):
+            frames.append(baseline[["service", "kpi", "ts", "value"]].assign(day=0))
+        if days is not None and len(days):
+            frames.append(days[["service", "kpi", "ts", "value", "day"]])
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._profiles: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
+        if not frames:
+            return
+        frame = pd.concat(frames, ignore_index=True)
+        frame["service"] = frame["service"].astype(str)
+        frame["kpi"] = frame["kpi"].astype(str)
+        ts = pd.to_datetime(frame["ts"], utc=True).to_numpy(dtype="datetime64[ns]")
+        values = frame["value"].to_numpy(dtype="float64")
+        day = frame["day"].to_numpy(dtype="int64")
+        for key, positions in frame.groupby(["service", "kpi"], sort=False).indices.items():
+            order = positions[np.argsort(ts[positions], kind="stable")]
+            self._series[(str(key[0]), str(key[1]))] = _Series(ts[order], values[order], day[order])
+
+    def series(self, service: str, kpi: str) -> _Series | None:
+        return self._series.get((service, kpi))
+
+    def expected(self, service: str, kpi: str, ts: np.ndarray) -> np.ndarray | None:
+        """GA day's level at each sample's local time of day: the median of each local hour,
+        interpolated linearly between hour centres (round the clock), so neither the daily
+        cycle nor an hourly staircase is taken for a change. Hours without GA-day samples
+        take the day's median."""
+        key = (service, kpi)
+        if key not in self._profiles:
+            series = self._series.get(key)
+            if series is None:
+                return None
+            ga = series.day == 0
+            if not ga.any():
+                return None
+            hours = _local_hours(series.ts[ga], self.timezone).astype("int64")
+            values = series.values[ga]
+            overall = float(np.median(values))
+            profile = np.full(24, overall)
+            for hour in np.unique(hours):
+                profile[hour] = float(np.median(values[hours == hour]))
+            self._profiles[key] = (profile, overall)
+        profile, _ = self._profiles[key]
+        position = _local_hours(ts, self.timezone) - 0.5  # hour centres at h + 0.5
+        lower = np.floor(position).astype("int64")
+        weight = position - lower
+        return profile[lower % 24] * (1.0 - weight) + profile[(lower + 1) % 24] * weight
+
+
+def _local_hours(ts: np.ndarray, timezone: str) -> np.ndarray:
+    """Fractional local hour of day of each UTC timestamp."""
+    local = pd.DatetimeIndex(ts, tz="UTC").tz_convert(timezone)
+    return np.asarray(local.hour + local.minute / 60.0 + local.second / 3600.0, dtype="float64")
+
+
+def onset_of(
+    index: SeriesIndex,
+    release: Release,
+    *,
+    service: str,
+    kpi: KpiDefinition,
+    first_day: int,
+    direction: str | None,
+    min_change_pct: float | None,
+    rate_window: dt.timedelta | None = None,
+) -> ChangePoint | None:
+    """The change point of (service, kpi) that began what `first_day` shows: searched over
+    that day and the day before it (a change late in the evening shows on the next day's
+    mean), in `direction` ("up"/"down") when given."""
+    series = index.series(service, kpi.name)
+    if series is None:
+        return None
+    first = max(first_day - 1, 0)
+    chosen = (series.day >= first) & (series.day <= first_day)
+    if chosen.sum() < 20:
+        return None
+    ts, values = series.ts[chosen], series.values[chosen]
+    expected = index.expected(service, kpi.name, ts)
+    start, _ = release.day_bounds(first)
+    _, end = release.day_bounds(first_day)
+    return find_change_point(
+        ts,
+        values,
+        expected=expected,
+        direction=direction,  # type: ignore[arg-type]
+        within=(pd.Timestamp(start), pd.Timestamp(end)),
+        min_change_pct=min_change_pct,
+        rate_window=pd.Timedelta(rate_window) if rate_window is not None else None,
+        near_zero=kpi.near_zero,
+    )
+
+
+def onset_record(change: ChangePoint | None, release: Release) -> dict[str, Any] | None:
+    """The change point as the JSON record: its fields, plus the day it fell on and the
+    local time, for sentences ("at 14:32 ± 3 min on day 2")."""
+    if change is None:
+        return None
+    local = change.onset.tz_convert(release.timezone)
+    return {
+        **change.as_record(),
+        "day": day_of(release, change.onset),
+        "local_time": local.strftime("%H:%M"),
+    }
+
+
+def day_of(release: Release, moment: pd.Timestamp) -> int | None:
+    for day in range(0, release.window_days + 1):
+        start, end = release.day_bounds(day)
+        if pd.Timestamp(start) <= moment < pd.Timestamp(end):
+            return day
+    return None
+
+
+def _adverse_direction(kpi: KpiDefinition) -> str | None:
+    if kpi.direction == "lower_is_better":
+        return "up"
+    if kpi.direction == "higher_is_better":
+        return "down"
+    return None
+
+
+def _matches(
+    annotations: Sequence[Annotation],
+    change: ChangePoint | None,
+    service: str,
+    lookback_minutes: float,
+) -> list[dict[str, Any]]:
+    if change is None or not annotations:
+        return []
+    latest = min(change.onset_high, change.onset + pd.Timedelta(minutes=ONSET_GRACE_MINUTES))
+    return [
+        match.as_record()
+        for match in annotations_before(
+            annotations,
+            change.onset,
+            service=service,
+            lookback_minutes=lookback_minutes,
+            onset_high=latest,
+        )
+    ]
+
+
+def _contributors(
+    breakdown: BreakdownFetch | None,
+    release: Release,
+    *,
+    service: str,
+    kpi: KpiDefinition,
+    day: int,
+    change: ChangePoint | None,
+) -> tuple[Contributors | None, dict[str, Any] | None]:
+    if breakdown is None:
+        return None, None
+    baseline = release.day_bounds(0)
+    day_start, day_end = release.day_bounds(day)
+    start = change.onset.to_pydatetime() if change is not None else day_start
+    if not day_start <= start < day_end:
+        start = day_start
+    start = min(start, day_end - dt.timedelta(minutes=MIN_OBSERVED_MINUTES))
+    observed = (start, day_end)
+    fetched = breakdown(service, kpi, baseline, observed)
+    if fetched is None:
+        return None, None
+    frame, options = fetched
+    ranked = rank_contributors(frame, **options)
+    window = {
+        "baseline": [baseline[0].isoformat(), baseline[1].isoformat()],
+        "observed": [observed[0].isoformat(), observed[1].isoformat()],
+    }
+    return ranked, window
+
+
+def explain_findings(
+    judgement: Mapping[str, Any],
+    *,
+    index: SeriesIndex,
+    release: Release,
+    kpis: Mapping[str, KpiDefinition],
+    annotations: Sequence[Annotation] = (),
+    lookback_minutes: float = 30.0,
+    breakdown: BreakdownFetch | None = None,
+    rate_window: dt.timedelta | None = None,
+) -> dict[str, Any]:
+    """A copy of `judgement` (judge_window's result) whose degradations and unexpected
+    drifts carry `onset`, `annotations` and (degradations) `contributors`, and whose
+    cost analysis's level change carries `onset` and `annotations`."""
+    out = dict(judgement)
+    degradations = []
+    for record in judgement.get("degradations", []):
+        kpi = kpis.get(record["kpi"])
+        if kpi is None:
+            degradations.append(record)
+            continue
+        change = onset_of(
+            index,
+            release,
+            service=record["service"],
+            kpi=kpi,
+            first_day=int(record["day_first"]),
+            direction=_adverse_direction(kpi),
+            min_change_pct=_half(record.get("threshold_pct")),
+            rate_window=rate_window,
+        )
+        ranked, window = _contributors(
+            breakdown,
+            release,
+            service=record["service"],
+            kpi=kpi,
+            day=int(record["day_first"]),
+            change=change,
+        )
+        degradations.append(
+            {
+                **record,
+                "onset": onset_record(change, release),
+                "annotations": _matches(annotations, change, record["service"], lookback_minutes),
+                "contributors": _contributors_record(ranked, window, kpi),
+            }
+        )
+    out["degradations"] = degradations
+    drifts = []
+    for record in judgement.get("unexpected_drifts", []):
+        kpi = kpis.get(record["kpi"])
+        days = record.get("days") or []
+        change = None
+        if kpi is not None and days:
+            change = onset_of(
+                index,
+                release,
+                service=record["service"],
+                kpi=kpi,
+                first_day=int(days[0]),
+                direction=_drift_direction(record),
+                min_change_pct=_half(record.get("threshold_pct")),
+                rate_window=rate_window,
+            )
+        drifts.append(
+            {
+                **record,
+                "onset": onset_record(change, release),
+                "annotations": _matches(annotations, change, record["service"], lookback_minutes),
+            }
+        )
+    out["unexpected_drifts"] = drifts
+    cost = judgement.get("cost_analysis")
+    if isinstance(cost, Mapping) and isinstance(cost.get("level_change"), Mapping):
+        out["cost_analysis"] = {
+            **cost,
+            "level_change": _cost_onset(
+                cost["level_change"], index, release, kpis, annotations, lookback_minutes
+            ),
+        }
+    return out
+
+
+def _half(threshold: Any) -> float | None:
+    return float(threshold) / 2.0 if isinstance(threshold, int | float) else None
+
+
+def _drift_direction(record: Mapping[str, Any]) -> str | None:
+    change = record.get("change_pct")
+    if not isinstance(change, int | float):
+        return None
+    return "up" if change > 0 else "down"
+
+
+def _contributors_record(
+    ranked: Contributors | None, window: dict[str, Any] | None, kpi: KpiDefinition
+) -> dict[str, Any] | None:
+    if ranked is None:
+        return None
+    return {
+        **ranked.as_record(),
+        "headline": ranked.headline(kpi.title, kpi.unit),
+        "window": window,
+    }
+
+
+def _cost_onset(
+    level_change: Mapping[str, Any],
+    index: SeriesIndex,
+    release: Release,
+    kpis: Mapping[str, KpiDefinition],
+    annotations: Sequence[Annotation],
+    lookback_minutes: float,
+) -> dict[str, Any]:
+    """The cost step's onset on the total cost per sample (every service's cost KPIs)."""
+    day = level_change.get("day")
+    if not isinstance(day, int):
+        return dict(level_change)
+    totals: dict[np.datetime64, float] = {}
+    first = max(day - 1, 0)
+    for (_service, name), series in index._series.items():
+        kpi = kpis.get(name)
+        if kpi is None or kpi.kind != "cost":
+            continue
+        chosen = (series.day >= first) & (series.day <= day)
+        for moment, value in zip(series.ts[chosen], series.values[chosen], strict=True):
+            totals[moment] = totals.get(moment, 0.0) + float(value)
+    change = None
+    if len(totals) >= 20:
+        ts = np.array(sorted(totals), dtype="datetime64[ns]")
+        values = np.array([totals[moment] for moment in ts])
+        start, _ = release.day_bounds(first)
+        _, end = release.day_bounds(day)
+        rising = level_change.get("change_pct")
+        # A step, not a ramp: the change point must carry half the level change itself.
+        change = find_change_point(
+            ts,
+            values,
+            direction=("up" if not isinstance(rising, int | float) or rising > 0 else "down"),
+            within=(pd.Timestamp(start), pd.Timestamp(end)),
+            min_change_pct=abs(rising) / 2 if isinstance(rising, int | float) else None,
+        )
+    # The total cost has no one service: every service's changes may explain it.
+    everyone = [dataclasses.replace(annotation, service=None) for annotation in annotations]
+    return {
+        **level_change,
+        "onset": onset_record(change, release),
+        "annotations": _matches(everyone, change, "", lookback_minutes),
+    }

@@ -67,9 +67,29 @@ def regression_summary(
             "unexpected_drifts": dg.MetadataValue.int(len(judgement["unexpected_drifts"])),
             "successes": dg.MetadataValue.int(len(judgement["successes"])),
             "annotations": dg.MetadataValue.int(len(annotations)),
+            **_feedback_metadata(judgement.get("feedback")),
             "onsets": dg.MetadataValue.md(outputs.onsets_markdown(document["degradations"])),
             "ranking": dg.MetadataValue.md(outputs.ranking_markdown(document["degradations"])),
             "regression_summary": dg.MetadataValue.path(str(path)),
             "config_digest": config_digest(config),
         }
     )
+
+
+def _feedback_metadata(feedback: dict | None) -> dict:
+    """The marks the run applied, for the asset's page: what left the verdict and why,
+    and each detector's precision by the marks (docs/methods/feedback.md)."""
+    if not feedback:
+        return {}
+    excluded = feedback.get("excluded_from_verdict") or []
+    return {
+        "feedback_file": str(feedback.get("file") or ""),
+        "excluded_from_verdict": dg.MetadataValue.md(
+            "\n".join(f"- {e['label']}: {e.get('reason') or 'expected'}" for e in excluded)
+            or "none"
+        ),
+        "precision_by_marks": dg.MetadataValue.json(
+            {p["detector"]: p["precision"] for p in feedback.get("precision") or []}
+        ),
+        "stale_marks": dg.MetadataValue.int(len(feedback.get("stale_marks") or [])),
+    }

@@ -35,8 +35,27 @@ def test_a_localised_week_says_when_why_and_after_what(tmp_path: Path) -> None:
     require_binaries()
     with why_harness.load_why_suite(tmp_path, ["x1"]) as suite:
         week = suite.weeks[0]
-        run = why_harness.run_why_week(week, suite.url, tmp_path / week.key)
+        # The gateway's slow pod was a planned load test: marked expected.
+        marks = [
+            {
+                "finding": "degradation",
+                "service": "x1-gateway",
+                "kpi": kpi,
+                "mark": "expected",
+                "reason": "load test on pod 1",
+            }
+            for kpi in ("latency_p50", "latency_p95", "latency_p99")
+        ]
+        run = why_harness.run_why_week(week, suite.url, tmp_path / week.key, marks)
     rows = why_harness.score_why_week(week, suite.truths[week.key], run)
+    retro = run.retrospective
+    excluded = retro["feedback"]["excluded_from_verdict"]
+    assert {(e["service"], e["kpi"]) for e in excluded} == {
+        ("x1-gateway", kpi) for kpi in ("latency_p50", "latency_p95", "latency_p99")
+    }
+    assert all(e["reason"] == "load test on pod 1" for e in excluded)
+    assert not any("x1-gateway" in r["text"] for r in retro["verdict"]["reasons"])
+    assert retro["verdict"]["status"] in ("warn", "fail")  # checkout and search still degraded
     totals = why_harness.totals(rows)
     assert totals["truly_degraded"] >= 8, totals
     assert totals["reported"] == totals["truly_degraded"], rows

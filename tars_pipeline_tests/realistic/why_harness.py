@@ -49,10 +49,17 @@ def load_why_suite(folder: Path, keys: list[str] | None = None) -> Iterator[harn
         )
 
 
-def run_why_week(week: gen.WeekSpec, url: str, folder: Path) -> harness.WeekRun:
+def run_why_week(
+    week: gen.WeekSpec, url: str, folder: Path, marks: list[dict[str, Any]] | None = None
+) -> harness.WeekRun:
+    """The week through the graph with its annotation file, and with `marks` as the
+    tars.feedback.yaml beside its tars.yaml when given."""
     folder.mkdir(parents=True, exist_ok=True)
     notes = folder / "annotations.yaml"
     notes.write_text(yaml.safe_dump({"annotations": annotations_of(week)}), encoding="utf-8")
+    if marks:
+        feedback = folder / "tars.feedback.yaml"
+        feedback.write_text(yaml.safe_dump({"marks": marks}), encoding="utf-8")
     config = load_config(harness.week_config(week, url, folder, annotations={"file": str(notes)}))
     started = time.monotonic()
     with week_runner(folder, config) as (runner, _instance):

@@ -60,7 +60,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
 
 from tars_pipeline.errors import TarsUserError
 
@@ -90,8 +89,9 @@ MAX_CHANGES = 64
 _MAD_TO_SIGMA = 1.4826
 # E[min(Z², 9)] = 1 − 6·φ(3) + 16·Φ(−3) for a standard normal Z: the second moment of a
 # deviation clipped at 3σ, which makes the clipped scale in `_robust_scale` unbiased.
+_PHI_MINUS_3 = 0.0013498980316300933  # Φ(−3) = scipy.special.ndtr(-3.0), as a literal
 _CLIPPED_SECOND_MOMENT = float(
-    1.0 - 6.0 * math.exp(-4.5) / math.sqrt(2.0 * math.pi) + 16.0 * special.ndtr(-3.0)
+    1.0 - 6.0 * math.exp(-4.5) / math.sqrt(2.0 * math.pi) + 16.0 * _PHI_MINUS_3
 )
 _UNBOUNDED = 1 << 30
 
@@ -315,6 +315,8 @@ def argmax_quantile(confidence: float) -> float:
     Brownian motion): Bai's (1997) change-date interval k̂ ± c·σ²/δ². The CDF of V is
     Yao's (1987) closed form, G(x) = 1 + √(x/2π)·e^(−x/8) − ½(x + 5)·Φ(−√x/2)
     + (3/2)·e^x·Φ(−3√x/2) for x > 0, and V is symmetric, so P(|V| ≤ x) = 2G(x) − 1."""
+
+    from scipy import optimize, special  # imported when used: cheap process start-up
 
     def coverage(x: float) -> float:
         root = math.sqrt(x)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge.direction import adverse_sign
@@ -192,6 +191,8 @@ def compare_samples(
     - else, with `baseline_traffic` too and a baseline whose mean error % is below
       `kpi.near_zero` → "rate_tested" (`traffic.rate_test`).
     """
+    from scipy import stats  # imported when used: ~0.5 s a process
+
     base = np.asarray(baseline, dtype="float64")
     obs = np.asarray(observed, dtype="float64")
     base, obs = base[np.isfinite(base)], obs[np.isfinite(obs)]

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge import explain
@@ -222,6 +221,8 @@ def autocorrelated_p(
     tau1 = n1 / effective_sample_size(base, ranks=True, strata=base_hours)
     tau2 = n2 / effective_sample_size(observed, ranks=True, strata=observed_hours)
     tau = max((n2 * tau1 + n1 * tau2) / (n1 + n2), 1.0)
+    from scipy import special  # imported when used: cheap process start-up
+
     z = float(special.ndtri(1.0 - min(max(comparison.p_value, 1e-300), 1.0) / 2.0))
     return float(min(1.0, 2.0 * special.ndtr(-abs(z) / math.sqrt(tau))))
 

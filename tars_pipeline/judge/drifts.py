@@ -18,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge import explain
@@ -75,6 +74,8 @@ def classify_trend(
     With fewer than 3 days there is no test: increasing/decreasing when the first-to-last
     move is ≥ the threshold, else stable.
     """
+    from scipy import stats  # imported when used: ~0.5 s a process
+
     x = np.asarray(days, dtype="float64")
     y = np.asarray(drift_pct, dtype="float64")
     keep = np.isfinite(x) & np.isfinite(y)
@@ -139,6 +140,8 @@ class Cause:
 
 def _correlation(a: pd.Series, b: pd.Series) -> tuple[float, str] | None:
     """The stronger of Pearson's r and Spearman's rho over the days both series have."""
+    from scipy import stats  # imported when used: ~0.5 s a process
+
     joined = pd.concat([a, b], axis=1, join="inner").dropna()
     if len(joined) < 3:
         return None

@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from typing import Literal, cast
 
 import numpy as np
-from scipy import stats
 
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.judge.formatting import finite_or_none, format_with_unit, magnitude_pct
@@ -102,6 +101,8 @@ def fdr_adjust(
     it). A NaN p is not a test at all (no samples on a side): it is left out of m and
     stays NaN and not rejected.
     """
+    from scipy import stats  # imported when used: ~0.5 s a process
+
     if method not in FDR_METHODS:
         raise TarsUserError(
             f"unknown false-discovery method {method!r}",
@@ -196,6 +197,8 @@ def _strata(strata: Sequence[object] | np.ndarray | None, size: int) -> np.ndarr
 
 
 def _effective_sample_size(series: np.ndarray, labels: np.ndarray | None, *, ranks: bool) -> float:
+    from scipy import stats  # imported when used: ~0.5 s a process
+
     n = series.size
     if n < 4:
         return float(n)
@@ -377,6 +380,8 @@ def min_detectable_effect(
     dependent as the baseline: n₂ = n_observed · n₁ / n_baseline. Ties (quantised values)
     make the real test a little more sensitive than this, never less.
     """
+    from scipy import stats  # imported when used: ~0.5 s a process
+
     _check_probability(alpha, "alpha", where="thresholds.p_value")
     _check_probability(power, "power", where="thresholds.power")
     _check_statistic(statistic)
@@ -523,6 +528,8 @@ def hodges_lehmann(
     Non-finite values are dropped; an empty side is "no_data". Ties are allowed (the
     interval is then a little conservative).
     """
+    from scipy import stats  # imported when used: ~0.5 s a process
+
     _check_probability(confidence, "confidence", where="hodges_lehmann confidence")
     _check_statistic(statistic)
     base, base_labels = _finite_with_strata(baseline, baseline_strata)

@@ -197,6 +197,53 @@ def test_retro_auto_reuses_a_fresh_regression_summary_and_only_a_fresh_one(
     assert json.loads(retro.read_text())["health_scores"] == first["health_scores"]
 
 
+def test_the_detector_reuses_the_events_the_monitor_just_detected_and_only_those(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    release = {"name": "v1.0.1", "ga_date": "2026-03-03", "timezone": "America/New_York",
+               "window_days": 2}  # fmt: skip
+    write_config(tmp_path, releases=[release])
+    events = tmp_path / "out" / "v1.0.1" / "anomaly_events.json"
+    assert _run(commands.ga_kpi, tmp_path) == 0
+    for day in ("1", "2"):
+        assert _run(commands.stability_monitor, tmp_path, "--day-number", day) == 0
+    detected = json.loads(events.read_text())
+
+    def detector(*args: str) -> tuple[dict, str]:
+        capsys.readouterr()
+        assert _run(commands.anomaly_detector, tmp_path, "--json", *args) == 0
+        captured = capsys.readouterr()
+        return json.loads(captured.out), captured.err
+
+    def runs() -> int:
+        with dg.DagsterInstance.get() as instance:
+            return len(instance.fetch_materializations(dg.AssetKey("anomaly_events"), 100).records)
+
+    made = runs()
+    document, err = detector("--z-threshold", "3.0")  # the default, spelled out: the same
+    assert set(document["reused_from"]) == {"0", "1", "2"} and document["runs"] == []
+    assert "Days 0-2: events up to date" in err and runs() == made
+    assert document["events"] == len(detected["events"])
+    assert json.loads(events.read_text()) == detected
+
+    # Another threshold is another result: every day runs, and the next default run too.
+    document, _ = detector("--z-threshold", "4")
+    assert document["reused_from"] == {} and len(document["runs"]) == 3
+    document, _ = detector()
+    assert document["reused_from"] == {} and runs() == made + 6
+    assert json.loads(events.read_text())["events"] == detected["events"]
+
+    # Day 1 monitored again: its samples and events are new, so day 2's events (day 1 is
+    # their warm-up) are older than their inputs and run again; GA day and day 1 are reused.
+    assert _run(commands.stability_monitor, tmp_path, "--day-number", "1") == 0
+    document, _ = detector()
+    assert set(document["reused_from"]) == {"0", "1"}
+    assert [run["partition"] for run in document["runs"]] == ["day_02|v1.0.1"]
+    document, _ = detector("--recompute")
+    assert document["reused_from"] == {} and len(document["runs"]) == 3
+
+
 # --- The conventions every tool shares (docs/cli.md), on the real console scripts ----------
 
 TOOLS = (*COMMANDS, "tars-snapshot", "tars-store")
@@ -333,9 +380,12 @@ def test_every_command_answers_json_and_keeps_its_human_text_on_stderr(one_day) 
         assert document["command"] == name and document["release"] == "v1.0.1"
         assert document["outputs"] and all(Path(path).is_file() for path in document["outputs"])
         assert document["verdict"]["status"] in {"pass", "warn", "fail"}
-        assert [run["run_id"] for run in document["runs"]]  # the runs it made, to look up
+        # The runs it made, to look up; the detector reuses the monitor's fresh events.
+        made = [run["run_id"] for run in document["runs"]]
+        assert made or set(document.get("reused_from") or {}) == {"0", "1"}
         # Not a TTY: progress is plain lines, no colour anywhere.
-        assert "✓ v1.0.1" in result.stderr and not COLOUR.search(result.stderr + result.stdout)
+        assert ("✓ v1.0.1" in result.stderr) is bool(made)
+        assert not COLOUR.search(result.stderr + result.stdout)
     ga, day, anomalies = (documents[n] for n in ("tars-ga-kpi", "tars-stability-monitor",
                                                   "tars-anomaly-detector"))  # fmt: skip
     assert ga["series"] == 36 and ga["samples"] > 0

@@ -9,6 +9,7 @@ from pydantic import Field
 from tars_pipeline.assets.common import release_day, settings
 from tars_pipeline.assets.day_fetch import read_reference
 from tars_pipeline.assets.kpi_samples import kpi_samples
+from tars_pipeline.config import config_digest
 from tars_pipeline.judge.day import day_anomalies
 from tars_pipeline.partitions import day_and_previous_day_samples, release_day_partitions
 from tars_pipeline.reporting import outputs
@@ -103,5 +104,7 @@ def anomaly_events(
             "warm_start_from_previous_day": not previous.empty,
             "by_severity": dg.MetadataValue.json({k: int(v) for k, v in by_severity.items()}),
             "anomaly_events": dg.MetadataValue.path(str(path)),
+            # What a later command checks before it reuses these events (Runner.reusable_day).
+            "config_digest": config_digest(tars),
         }
     )

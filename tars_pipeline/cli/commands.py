@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tars_pipeline.cli.arguments import DAY, NON_NEGATIVE, POSITIVE, number
 from tars_pipeline.cli.output import (
@@ -395,6 +395,11 @@ _anomaly_parser.add_argument(
 _anomaly_parser.add_argument(
     "--day-number", type=DAY, metavar="N", help="only this day (fetching its samples if needed)"
 )
+_anomaly_parser.add_argument(
+    "--recompute",
+    action="store_true",
+    help="run the detector on every day, even where the stored events are up to date",
+)
 _csv_mode = _anomaly_parser.add_argument_group(
     "CSV mode", "run the detector on any timestamp,value file instead (no tars.yaml needed)"
 )
@@ -483,33 +488,82 @@ def _anomaly_detector(args: argparse.Namespace, out: Output) -> int:
     by_severity: dict[str, int] = {}
     findings: list[tuple[int, Finding]] = []
     checks: list[dict] = []
+    reused: dict[int, str] = {}
+    threshold = args.z_threshold or runner.config.thresholds.z_threshold
     for day in days:
         if not 0 <= day <= release.window_days:
             raise TarsUserError(
                 f"day {day} is outside the window 0..{release.window_days}", where="--day-number"
             )
-        selection = ("anomaly_events",) if day in stored else ("kpi_samples", "anomaly_events")
-        result = runner.day(release, day, selection, run_config=run_config)
-        meta = runner.metadata(result, "anomaly_events")
+        kept = None if args.recompute or day not in stored else _fresh_events(
+            runner, release, day, threshold
+        )  # fmt: skip
+        if kept is not None:
+            # tars-stability-monitor has just detected them, from these samples and settings.
+            reused[day] = kept.run_id
+            meta = _record_metadata(kept)
+        else:
+            selection = ("anomaly_events",) if day in stored else ("kpi_samples", "anomaly_events")
+            result = runner.day(release, day, selection, run_config=run_config)
+            meta = runner.metadata(result, "anomaly_events")
+            evaluations = runner.checks(result)  # data_completeness, when samples were fetched
+            findings += [(day, finding) for finding in _findings(evaluations)]
+            checks += _check_records(evaluations, day)
         total += int(meta.get("events", 0))
         for severity, count in (meta.get("by_severity") or {}).items():
             by_severity[severity] = by_severity.get(severity, 0) + int(count)
-        evaluations = runner.checks(result)  # data_completeness, when samples were fetched
-        findings += [(day, finding) for finding in _findings(evaluations)]
-        checks += _check_records(evaluations, day)
-    threshold = args.z_threshold or runner.config.thresholds.z_threshold
+    if reused:
+        out.note(
+            f"{days_text(sorted(reused)).capitalize()}: events up to date (same samples and "
+            "settings since their run): reused; --recompute runs the detector again"
+        )
     out.say(
         f"{release.name}: {plural(total, 'anomaly event')} with |z| >= {threshold:g} on "
         f"{days_text(days)}"
     )
     _say_findings(out, findings, with_days=True)
     _say_outputs(out, [runner.output_folder(release) / "anomaly_events.json"])
-    out.record(days=days, z_threshold=threshold, events=total, by_severity=by_severity,
-               checks=checks)  # fmt: skip
+    out.record(
+        days=days,
+        z_threshold=threshold,
+        events=total,
+        by_severity=by_severity,
+        checks=checks,
+        reused_from={str(day): run_id for day, run_id in reused.items()},
+    )
     _say_runs(out, runner)
     severities = set(by_severity)
     status = "fail" if "critical" in severities else "warn" if "high" in severities else "pass"
     return _gate(args, out, status, ", ".join(sorted(severities & {"critical", "high"})))
+
+
+def _fresh_events(
+    runner: Runner, release: Release, day: int, threshold: float
+) -> dg.EventLogRecord | None:
+    """The day's stored anomaly events when they can stand in for a new run: the same
+    settings and z-threshold, and none of the samples they were detected on (the day, the
+    day before for the warm-up, GA day for the profile) fetched again since."""
+    from tars_pipeline.store import open_store, read_table
+
+    def stored() -> bool:
+        with open_store(runner.store) as conn:
+            marker = read_table(conn, "anomaly_days", release.name, [day])
+        return len(marker) == 1 and float(marker["z_threshold"].iloc[0]) == float(threshold)
+
+    return runner.reusable_day(
+        release,
+        day,
+        "anomaly_events",
+        {"kpi_samples": [d for d in (0, day - 1, day) if d >= 0]},
+        stored=stored,
+        metadata={"z_threshold": f"{float(threshold):g}"},
+    )
+
+
+def _record_metadata(record: dg.EventLogRecord) -> dict[str, Any]:
+    materialization = record.asset_materialization
+    metadata = materialization.metadata if materialization is not None else {}
+    return {key: value.value for key, value in metadata.items()}
 
 
 anomaly_detector = _main(_anomaly_detector, _anomaly_parser)

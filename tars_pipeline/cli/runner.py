@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,10 +339,48 @@ class Runner:
         a new one: made with the same settings and TARS (`config_digest`), its file in this
         runner's output folder and its document in the store, and no partition of
         `upstream` of the release materialized since. None otherwise."""
+
+        def stored() -> bool:
+            with open_store(self.store) as conn:
+                return read_document(conn, release.name, asset_name) is not None
+
+        days = [str(release_day_key(release.name, day)) for day in release.days]
+        return self._reusable(
+            asset_name, release.name, release, {name: days for name in upstream}, stored
+        )
+
+    def reusable_day(
+        self,
+        release: Release,
+        day: int,
+        asset_name: str,
+        upstream: Mapping[str, Sequence[int]],
+        *,
+        stored: Callable[[], bool],
+        metadata: Mapping[str, str] | None = None,
+    ) -> dg.EventLogRecord | None:
+        """The latest materialization of day-partitioned `asset_name` for `day` when it can
+        stand in for a new one: the rules of `reusable`, its metadata values `metadata` (the
+        run's own settings, e.g. the z-threshold), `stored()` true (its rows are in the
+        store), and none of the `upstream` assets' days materialized since."""
+        partitions = {
+            name: [str(release_day_key(release.name, d)) for d in sorted(set(days))]
+            for name, days in upstream.items()
+        }
+        key = str(release_day_key(release.name, day))
+        return self._reusable(asset_name, key, release, partitions, stored, metadata or {})
+
+    def _reusable(
+        self,
+        asset_name: str,
+        partition: str,
+        release: Release,
+        upstream: Mapping[str, Sequence[str]],
+        stored: Callable[[], bool],
+        expected_metadata: Mapping[str, str] | None = None,
+    ) -> dg.EventLogRecord | None:
         latest = self.instance.fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=dg.AssetKey(asset_name), asset_partitions=[release.name]
-            ),
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset_name), asset_partitions=[partition]),
             limit=1,
         ).records
         if not latest:
@@ -354,18 +392,21 @@ class Runner:
         settings = TarsConfigResource(**self.resource_config["tars_config"]["config"]).load()
         if digest is None or digest.value != config_digest(settings):
             return None
+        for name, value in (expected_metadata or {}).items():
+            if name not in metadata or str(metadata[name].value) != value:
+                return None
         expected = self.output_folder(release) / f"{asset_name}.json"
         if path is None or Path(str(path.value)) != expected or not expected.is_file():
             return None
-        with open_store(self.store) as conn:
-            if read_document(conn, release.name, asset_name) is None:
-                return None
-        days = [str(release_day_key(release.name, day)) for day in release.days]
-        for name in upstream:
+        if not stored():
+            return None
+        for name, partitions in upstream.items():
+            if not partitions:
+                continue
             since = self.instance.fetch_materializations(
                 dg.AssetRecordsFilter(
                     asset_key=dg.AssetKey(name),
-                    asset_partitions=days,
+                    asset_partitions=list(partitions),
                     after_storage_id=record.storage_id,
                 ),
                 limit=1,

@@ -65,6 +65,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tars_pipeline.judge import clock
+
 EVENT_COLUMNS: tuple[str, ...] = (
     "service",
     "kpi",
@@ -132,8 +134,8 @@ def day_profile(
     20 hours are left out."""
     if profile_day is None or profile_day.empty:
         return {}
-    local = pd.to_datetime(profile_day["ts"], utc=True).dt.tz_convert(timezone)
-    frame = profile_day[["service", "kpi", "value"]].assign(hour=local.dt.hour.to_numpy())
+    hour = clock.hour_of_day(clock.local_nanoseconds(profile_day["ts"], timezone))
+    frame = profile_day[["service", "kpi", "value"]].assign(hour=hour)
     grouped = frame.groupby(["service", "kpi", "hour"], sort=False)["value"]
     hourly = grouped.median()
     quartiles = grouped.quantile([0.25, 0.75]).unstack()
@@ -178,9 +180,9 @@ def profile_factors(
         profile_day = day_profile(profile_day, timezone, level)
     if not profile_day or samples.empty:
         return factors, known
-    when = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
-    hours = when.dt.hour.to_numpy()
-    position = hours + when.dt.minute.to_numpy() / 60.0 - 0.5  # hour centres
+    when = clock.local_nanoseconds(samples["ts"], timezone)
+    hours = clock.hour_of_day(when)
+    position = hours + clock.minute_of_hour(when) / 60.0 - 0.5  # hour centres
     values = samples["value"].to_numpy(dtype="float64")
     keys = samples.groupby(["service", "kpi"], sort=False).indices
     for key, rows in keys.items():
@@ -221,11 +223,9 @@ def seasonal_band(
     if baseline is None or baseline.empty or samples.empty:
         return low, high
     own = baseline_season
-    base_local = pd.to_datetime(baseline["ts"], utc=True).dt.tz_convert(timezone)
-    base_minute = (base_local.dt.hour * 60 + base_local.dt.minute).to_numpy()
+    base_minute = clock.seconds_of_day(clock.local_nanoseconds(baseline["ts"], timezone)) // 60
     base_scored = baseline["value"].to_numpy(dtype="float64") / own
-    when = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
-    minute = (when.dt.hour * 60 + when.dt.minute).to_numpy()
+    minute = clock.seconds_of_day(clock.local_nanoseconds(samples["ts"], timezone)) // 60
     base_groups = baseline.groupby(["service", "kpi"], sort=False).indices
     width = 2 * minutes + 1
     for key, rows in samples.groupby(["service", "kpi"], sort=False).indices.items():

@@ -17,6 +17,7 @@ import pandas as pd
 
 from tars_pipeline.config import Release, TarsConfig
 from tars_pipeline.errors import TarsUserError
+from tars_pipeline.judge import clock
 from tars_pipeline.judge.anomaly import (
     SEASON_CLIP,
     WHOLE_DAY_MINUTES,
@@ -289,11 +290,8 @@ def _weekday_factors(
 
 
 def _local_dates(samples: pd.DataFrame, timezone: str) -> tuple[np.ndarray, np.ndarray]:
-    local = pd.to_datetime(samples["ts"], utc=True).dt.tz_convert(timezone)
-    since_midnight = (local.dt.hour * 3600 + local.dt.minute * 60 + local.dt.second).to_numpy(
-        dtype="float64"
-    )
-    return local.dt.date.to_numpy(), since_midnight
+    local = clock.local_nanoseconds(samples["ts"], timezone)
+    return clock.local_dates(local), clock.seconds_of_day(local).astype("float64")
 
 
 def _blend_midnight(

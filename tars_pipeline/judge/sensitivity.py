@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tars_pipeline.config import KpiDefinition
+from tars_pipeline.judge import clock
 from tars_pipeline.judge.direction import has_bad_side
 from tars_pipeline.judge.formatting import finite_or_none, magnitude_pct
 from tars_pipeline.judge.honesty import mde_sentence, min_detectable_effect
@@ -39,8 +40,7 @@ def sensitivity(
     values = baseline_samples["value"].to_numpy(dtype="float64")
     hours = None
     if "ts" in baseline_samples.columns:
-        local = pd.DatetimeIndex(pd.to_datetime(baseline_samples["ts"], utc=True))
-        hours = np.asarray(local.tz_convert(timezone).hour, dtype="int64")
+        hours = clock.hour_of_day(clock.local_nanoseconds(baseline_samples["ts"], timezone))
     groups = baseline_samples.groupby(["service", "kpi"], sort=True, observed=True).indices
     per_day: dict[tuple[str, str], float] = {}
     if day_samples is not None and len(day_samples):

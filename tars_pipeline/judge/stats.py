@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tars_pipeline.judge import clock
+
 STAT_COLUMNS: tuple[str, ...] = (
     "mean",
     "p50",
@@ -119,10 +121,7 @@ def _empty_dropped() -> pd.DataFrame:
 
 def local_hour(ts: pd.Series, timezone: str) -> np.ndarray:
     """Hour 0-23 of each timestamp on the wall clock of `timezone` (naive means UTC)."""
-    stamps = pd.to_datetime(pd.Series(ts).reset_index(drop=True))
-    if stamps.dt.tz is None:
-        stamps = stamps.dt.tz_localize("UTC")
-    return stamps.dt.tz_convert(timezone).dt.hour.to_numpy(dtype="int64")
+    return clock.hour_of_day(clock.local_nanoseconds(pd.Series(ts), timezone))
 
 
 def _finite(samples: pd.DataFrame) -> pd.DataFrame:

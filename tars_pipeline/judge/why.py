@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from tars_pipeline.config import KpiDefinition, Release
+from tars_pipeline.judge import clock
 from tars_pipeline.judge.annotations import Annotation, annotations_before
 from tars_pipeline.judge.changepoint import ChangePoint, find_change_point
 from tars_pipeline.judge.contributors import Contributors, rank_contributors
@@ -112,8 +113,9 @@ class SeriesIndex:
 
 def _local_hours(ts: np.ndarray, timezone: str) -> np.ndarray:
     """Fractional local hour of day of each UTC timestamp."""
-    local = pd.DatetimeIndex(ts, tz="UTC").tz_convert(timezone)
-    return np.asarray(local.hour + local.minute / 60.0 + local.second / 3600.0, dtype="float64")
+    local = clock.local_nanoseconds(np.asarray(ts, dtype="datetime64[ns]"), timezone)
+    hour, minute = clock.hour_of_day(local), clock.minute_of_hour(local)
+    return hour + minute / 60.0 + clock.second_of_minute(local) / 3600.0
 
 
 def onset_of(

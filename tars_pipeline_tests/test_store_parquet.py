@@ -39,6 +39,29 @@ def test_a_partition_round_trips_with_its_types_and_days(tmp_path: Path) -> None
         assert store.read_table("samples", "other").empty
 
 
+def test_rows_come_back_by_day_then_in_the_order_they_were_written(tmp_path: Path) -> None:
+    # Day 10 after day 9 (not after day 1, as the folder names sort), and within a day the
+    # rows as written, not sorted: a large shuffled day keeps its order through the reader's
+    # threads. No ORDER BY: the files are read one after another (UNION ALL keeps order).
+    rng = np.random.default_rng(11)
+    written = {}
+    with ParquetStore(tmp_path) as store:
+        for day in rng.permutation(12):
+            frame = _samples(int(day), n=300_000 if day == 10 else 50)
+            frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+            written[int(day)] = frame["value"].to_numpy()
+            store.replace_partition("v1", int(day), {"samples": frame})
+        every = store.read_table("samples", "v1")
+        some = store.read_table("samples", "v1", [11, 10, 2])
+    assert list(every["day"].drop_duplicates()) == list(range(12))
+    assert np.array_equal(
+        every["value"].to_numpy(), np.concatenate([written[d] for d in range(12)])
+    )
+    assert np.array_equal(
+        some["value"].to_numpy(), np.concatenate([written[d] for d in (2, 10, 11)])
+    )
+
+
 def test_replacing_a_partition_replaces_exactly_it(tmp_path: Path) -> None:
     with ParquetStore(tmp_path) as store:
         store.replace_partition("v1", 1, {"samples": _samples(1, n=5)})

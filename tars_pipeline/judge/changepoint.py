@@ -258,6 +258,8 @@ def find_change_points(
         return []
     cumulative = np.concatenate(([0.0], np.cumsum(centred)))
     shortest = _sparse_min_segment(raw, min_segment)
+    if len(centred) < 2 * shortest:  # sparse samples: too few for two levels of that length
+        return []
     splits = _segment(cumulative, sigma, shortest)
     bounds = np.array([0, *splits, len(centred)])
     levels = np.diff(cumulative[bounds]) / np.diff(bounds)

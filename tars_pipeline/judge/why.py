@@ -58,31 +58,63 @@ class _Series:
 
 
 class SeriesIndex:
-    """Every (service, KPI)'s samples over GA day and the window, grouped once."""
+    """Every (service, KPI)'s samples over GA day and the window, found by key. Only the
+    series a finding asks for are gathered (a week holds millions of samples, a report a
+    few dozen findings); the rows of each frame are grouped once, on first use."""
 
     def __init__(self, baseline: pd.DataFrame, days: pd.DataFrame, timezone: str) -> None:
         self.timezone = timezone
-        frames = []
+        self._frames: list[tuple[pd.DataFrame, int | None]] = []  # (frame, its day or None)
         if baseline is not None and len(baseline):
-            frames.append(baseline[["service", "kpi", "ts", "value"]].assign(day=0))
+            self._frames.append((baseline, 0))
         if days is not None and len(days):
-            frames.append(days[["service", "kpi", "ts", "value", "day"]])
-        self._series: dict[tuple[str, str], _Series] = {}
+            self._frames.append((days, None))
+        self._positions: list[dict[tuple[str, str], np.ndarray]] | None = None
+        self._series: dict[tuple[str, str], _Series | None] = {}
         self._profiles: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
-        if not frames:
-            return
-        frame = pd.concat(frames, ignore_index=True)
-        frame["service"] = frame["service"].astype(str)
-        frame["kpi"] = frame["kpi"].astype(str)
-        ts = pd.to_datetime(frame["ts"], utc=True).to_numpy(dtype="datetime64[ns]")
-        values = frame["value"].to_numpy(dtype="float64")
-        day = frame["day"].to_numpy(dtype="int64")
-        for key, positions in frame.groupby(["service", "kpi"], sort=False).indices.items():
-            order = positions[np.argsort(ts[positions], kind="stable")]
-            self._series[(str(key[0]), str(key[1]))] = _Series(ts[order], values[order], day[order])
+
+    def _rows(self) -> list[dict[tuple[str, str], np.ndarray]]:
+        if self._positions is None:
+            self._positions = [
+                {
+                    (str(key[0]), str(key[1])): rows
+                    for key, rows in frame.groupby(
+                        ["service", "kpi"], sort=False, observed=True
+                    ).indices.items()
+                }
+                for frame, _ in self._frames
+            ]
+        return self._positions
+
+    def _gather(self, key: tuple[str, str]) -> _Series | None:
+        parts = []
+        for (frame, day), positions in zip(self._frames, self._rows(), strict=True):
+            rows = positions.get(key)
+            if rows is None:
+                continue
+            ts = pd.to_datetime(frame["ts"].iloc[rows], utc=True)
+            values = frame["value"].to_numpy(dtype="float64")[rows]
+            days = (
+                np.full(len(rows), day, dtype="int64")
+                if day is not None
+                else frame["day"].to_numpy(dtype="int64")[rows]
+            )
+            parts.append((ts.to_numpy(dtype="datetime64[ns]"), values, days))
+        if not parts:
+            return None
+        ts, values, days = (np.concatenate([part[k] for part in parts]) for k in range(3))
+        order = np.argsort(ts, kind="stable")
+        return _Series(ts[order], values[order], days[order])
+
+    def every_key(self) -> list[tuple[str, str]]:
+        """Every (service, KPI), in the order the frames first list them."""
+        return list(dict.fromkeys(key for positions in self._rows() for key in positions))
 
     def series(self, service: str, kpi: str) -> _Series | None:
-        return self._series.get((service, kpi))
+        key = (service, kpi)
+        if key not in self._series:
+            self._series[key] = self._gather(key)
+        return self._series[key]
 
     def expected(self, service: str, kpi: str, ts: np.ndarray) -> np.ndarray | None:
         """GA day's level at each sample's local time of day: the median of each local hour,
@@ -91,7 +123,7 @@ class SeriesIndex:
         take the day's median."""
         key = (service, kpi)
         if key not in self._profiles:
-            series = self._series.get(key)
+            series = self.series(service, kpi)
             if series is None:
                 return None
             ga = series.day == 0
@@ -353,19 +385,22 @@ def _cost_onset(
     day = level_change.get("day")
     if not isinstance(day, int):
         return dict(level_change)
-    totals: dict[np.datetime64, float] = {}
     first = max(day - 1, 0)
-    for (_service, name), series in index._series.items():
+    moments, amounts = [], []
+    for service, name in index.every_key():
         kpi = kpis.get(name)
-        if kpi is None or kpi.kind != "cost":
+        series = index.series(service, name) if kpi is not None and kpi.kind == "cost" else None
+        if series is None:
             continue
         chosen = (series.day >= first) & (series.day <= day)
-        for moment, value in zip(series.ts[chosen], series.values[chosen], strict=True):
-            totals[moment] = totals.get(moment, 0.0) + float(value)
+        moments.append(series.ts[chosen])
+        amounts.append(series.values[chosen])
     change = None
-    if len(totals) >= 20:
-        ts = np.array(sorted(totals), dtype="datetime64[ns]")
-        values = np.array([totals[moment] for moment in ts])
+    if moments:
+        # The total at each moment, summed service by service in the index's order.
+        ts, at = np.unique(np.concatenate(moments), return_inverse=True)
+        values = np.bincount(at, weights=np.concatenate(amounts), minlength=len(ts))
+    if moments and len(ts) >= 20:
         start, _ = release.day_bounds(first)
         _, end = release.day_bounds(day)
         rising = level_change.get("change_pct")

@@ -29,7 +29,7 @@ from tars_pipeline.judge.direction import adverse_sign, has_bad_side
 from tars_pipeline.judge.finding import KpiFinding
 from tars_pipeline.judge.formatting import finite_or_none
 from tars_pipeline.judge.honesty import Shift, effective_sample_size, fdr_adjust, hodges_lehmann
-from tars_pipeline.judge.seasonality import hour_matched_values, with_local_hour
+from tars_pipeline.judge.seasonality import hour_matched_values
 from tars_pipeline.judge.severity import (
     SEVERITY_RANK,
     Severity,
@@ -38,8 +38,10 @@ from tars_pipeline.judge.severity import (
     severity_of,
     slo_impacts,
 )
+from tars_pipeline.judge.stats import local_hour
 from tars_pipeline.judge.traffic import (
     DEFAULT_MIN_REQUESTS,
+    ERROR_LIKE_KPIS,
     TrafficCounts,
     error_share,
     traffic_counts_from_frames,
@@ -231,11 +233,44 @@ def _normalised(keys: list[str], key: tuple) -> tuple:
     return tuple(int(part) if k == "day" else part for k, part in zip(keys, key, strict=True))
 
 
-def _grouped_frames(samples: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
-    if samples is None or samples.empty:
-        return {}
-    frame = samples[[*keys, "hour", "value"]]
-    return {_normalised(keys, key): rows for key, rows in frame.groupby(keys, sort=False)}
+class _Groups:
+    """The rows of `frame` for each value of `keys`, taken out on demand: the rows are
+    grouped once, but only the cells a rank test or a count asks for are copied (a week of
+    500 series holds millions of rows, a window a few dozen candidate cells)."""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame | None,
+        keys: list[str],
+        columns: list[str],
+        extra: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """`extra`: more columns, one value per row of `frame` (not added to it: a copy)."""
+        self._frame = frame if frame is not None and len(frame) else None
+        self._columns = [*keys, *(name for name in columns if name not in (extra or {}))]
+        self._extra = dict(extra or {})
+        self._order = [*keys, *columns]
+        self._positions: dict[tuple, np.ndarray] = {}
+        if self._frame is not None:
+            groups = self._frame.groupby(keys, sort=False).indices
+            self._positions = {_normalised(keys, key): rows for key, rows in groups.items()}
+
+    def get(self, key: tuple, default: pd.DataFrame | None = None) -> pd.DataFrame | None:
+        rows = self._positions.get(key)
+        if rows is None or self._frame is None:
+            return default
+        part = self._frame.iloc[rows][self._columns]
+        if self._extra:
+            part = part.assign(**{name: values[rows] for name, values in self._extra.items()})
+        return part[self._order]
+
+
+def _grouped_frames(samples: pd.DataFrame, keys: list[str], timezone: str) -> _Groups:
+    """The rows by `keys` with their local hour and value."""
+    if samples is None or not len(samples):
+        return _Groups(None, keys, ["hour", "value"])
+    hours = local_hour(samples["ts"], timezone) if "hour" not in samples.columns else None
+    return _Groups(samples, keys, ["hour", "value"], {"hour": hours} if hours is not None else None)
 
 
 def _grouped_values(samples: pd.DataFrame, keys: list[str]) -> dict[tuple, np.ndarray]:
@@ -266,8 +301,8 @@ class _TrafficSides:
         usable = step_seconds is not None and all(
             frame is not None and "ts" in frame.columns for frame in (baseline, day)
         )
-        self.baseline = _frames_by(baseline, _KEYS) if usable else {}
-        self.day = _frames_by(day, [*_KEYS, "day"]) if usable else {}
+        self.baseline = _frames_by(baseline if usable else None, _KEYS)
+        self.day = _frames_by(day if usable else None, [*_KEYS, "day"])
 
     def sides(
         self, service: str, kpi: str, day: int
@@ -290,11 +325,12 @@ class _TrafficSides:
         return baseline, observed
 
 
-def _frames_by(samples: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
-    if samples is None or samples.empty:
-        return {}
-    frame = samples[[*keys, "ts", "value"]]
-    return {_normalised(keys, key): rows for key, rows in frame.groupby(keys, sort=False)}
+def _frames_by(samples: pd.DataFrame, keys: list[str]) -> _Groups:
+    """Throughput and the error-like KPIs' rows (what request counts are made of)."""
+    if samples is not None and len(samples):
+        counted = samples["kpi"].isin(["throughput", *ERROR_LIKE_KPIS]).to_numpy()
+        samples = samples[counted]
+    return _Groups(samples, keys, ["ts", "value"])
 
 
 class _Samples:
@@ -310,8 +346,8 @@ class _Samples:
             and "ts" in day.columns
         )
         if self.hour_matched:
-            self.baseline_frames = _grouped_frames(with_local_hour(baseline, timezone), _KEYS)
-            self.day_frames = _grouped_frames(with_local_hour(day, timezone), [*_KEYS, "day"])
+            self.baseline_frames = _grouped_frames(baseline, _KEYS, timezone)
+            self.day_frames = _grouped_frames(day, [*_KEYS, "day"], timezone)
         else:
             self.baseline_values = _grouped_values(baseline, _KEYS)
             self.day_values = _grouped_values(day, [*_KEYS, "day"])

@@ -102,10 +102,50 @@ def _canonical_order(samples: pd.DataFrame) -> pd.DataFrame:
     keys = [key for key in ("service", "kpi", "ts", "value") if key in samples.columns]
     if samples.empty or not keys:
         return samples
+    if _already_ordered(samples, keys):  # what the store and the sources hand over
+        return samples
     ordered = samples.sort_values(keys, kind="stable", na_position="last")
     if ordered.index.equals(samples.index):
         return samples
     return ordered.reset_index(drop=True)
+
+
+def _sort_key(column: pd.Series) -> np.ndarray | None:
+    """`column` as an array whose order is `sort_values`' order of it; None when it has a
+    missing value (sorted last, which a comparison of neighbours cannot tell)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        return None if (codes < 0).any() else codes
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        ticks = column.to_numpy(dtype="datetime64[ns]").view("int64")
+        return None if (ticks == np.iinfo("int64").min).any() else ticks
+    if pd.api.types.is_float_dtype(column.dtype) or pd.api.types.is_integer_dtype(column.dtype):
+        values = column.to_numpy()
+        return None if values.dtype.kind == "f" and np.isnan(values).any() else values
+    values = column.to_numpy(dtype=object)
+    return None if pd.isna(values).any() else values
+
+
+def _already_ordered(samples: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether the rows are in `keys` order already (neighbour by neighbour), so the stable
+    sort would give them back as they are."""
+    if len(samples) < 2:
+        return True
+    tied = np.ones(len(samples) - 1, dtype=bool)  # neighbours equal on the keys so far
+    for key in keys:
+        values = _sort_key(samples[key])
+        if values is None:
+            return False
+        before, after = values[:-1], values[1:]
+        try:
+            if (tied & (before > after)).any():
+                return False
+            tied &= before == after
+        except TypeError:  # labels of mixed types: pandas' sort decides
+            return False
+        if not tied.any():
+            return True
+    return True
 
 
 def _empty_dropped() -> pd.DataFrame:

@@ -138,3 +138,27 @@ def test_prefilter_keeps_negative_values_when_told_and_clean_input_as_is():
 def test_local_hour_reads_the_wall_clock_and_treats_naive_times_as_utc():
     ts = pd.Series(pd.to_datetime(["2025-03-30T00:30", "2025-03-30T01:30"]))  # DST night
     assert local_hour(ts, "Europe/Berlin").tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_canonical_order_skips_the_sort_only_when_the_rows_are_in_order(seed: int) -> None:
+    from tars_pipeline.judge.stats import _canonical_order
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "service": rng.choice(["b", "a", "c"], n),
+            "kpi": rng.choice(["x", "y"], n),
+            "ts": pd.to_datetime(rng.integers(0, 20, n) * 60_000_000_000, utc=True),
+            "value": rng.choice([1.0, 2.0, np.nan] if seed % 3 == 0 else [1.0, 2.0, 3.0], n),
+        }
+    )
+    if seed % 2:
+        frame = frame.astype({"service": "category", "kpi": "category"})
+    keys = ["service", "kpi", "ts", "value"]
+    expected = frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
+    for candidate in (frame, expected):
+        result = _canonical_order(candidate)
+        pd.testing.assert_frame_equal(result.reset_index(drop=True), expected)
+    assert _canonical_order(expected) is expected  # in order already: no copy

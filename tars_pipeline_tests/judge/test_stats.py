@@ -162,3 +162,22 @@ def test_the_canonical_order_skips_the_sort_only_when_the_rows_are_in_order(seed
         result = _canonical_order(candidate)
         pd.testing.assert_frame_equal(result.reset_index(drop=True), expected)
     assert _canonical_order(expected) is expected  # in order already: no copy
+
+
+def test_a_window_of_days_in_order_is_put_in_series_order_as_the_full_sort_does() -> None:
+    from tars_pipeline.judge.stats import _canonical_order
+
+    rng = np.random.default_rng(5)
+    days = []
+    for day in range(4):
+        ts = pd.date_range("2026-03-03", periods=30, freq="min", tz="UTC") + pd.Timedelta(days=day)
+        block = pd.DataFrame(
+            [(s, k, t, float(rng.integers(0, 3))) for s in "ab" for k in "xy" for t in ts],
+            columns=["service", "kpi", "ts", "value"],
+        )
+        days.append(block)
+    window = pd.concat(days, ignore_index=True).astype({"service": "category", "kpi": "category"})
+    window.loc[5, "ts"] = window.loc[4, "ts"]  # a duplicate timestamp: ties on ts
+    keys = ["service", "kpi", "ts", "value"]
+    expected = window.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
+    pd.testing.assert_frame_equal(_canonical_order(window), expected)

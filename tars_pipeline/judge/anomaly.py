@@ -58,7 +58,7 @@ far below the EWMA, which is why it is not the default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -326,6 +326,67 @@ def first_order_filter(
     return out
 
 
+BATCH_MIN_SERIES = 8
+"""Series of like length run their recursions side by side, one NumPy step per sample
+index across all of them, when there are at least this many: the same operations on each
+element as the loop (the same bits), at a cost per index rather than per sample."""
+
+
+def first_order_filter_many(
+    gain: float,
+    decay: float,
+    arrays: Sequence[np.ndarray],
+    states: Sequence[float],
+    *,
+    vectorised: bool | None = None,
+) -> list[np.ndarray]:
+    """`first_order_filter` of each array with its state, the same bits as one by one.
+
+    Arrays are taken in groups of like length (the longest at most twice the shortest, so
+    the padding costs at most as much as the samples); a group of BATCH_MIN_SERIES or more
+    runs side by side (row t of a length × series matrix at a time), a smaller one array by
+    array (`first_order_filter`, whose engine `vectorised` picks)."""
+    out: list[np.ndarray] = [np.empty(0)] * len(arrays)
+    order = sorted(range(len(arrays)), key=lambda index: len(arrays[index]))
+    start = 0
+    while start < len(order):
+        shortest = max(len(arrays[order[start]]), 1)
+        stop = start
+        while stop < len(order) and len(arrays[order[stop]]) <= 2 * shortest:
+            stop += 1
+        group = order[start:stop]
+        start = stop
+        if len(group) < BATCH_MIN_SERIES:
+            for index in group:
+                out[index] = first_order_filter(
+                    gain, decay, arrays[index], states[index], vectorised=vectorised
+                )
+            continue
+        lengths = np.array([len(arrays[index]) for index in group])
+        matrix = np.zeros((int(lengths.max()), len(group)))
+        for column, index in enumerate(group):
+            matrix[: lengths[column], column] = arrays[index]
+        carry = np.array([states[index] for index in group], dtype="float64")
+        for row in matrix:  # in place: y_t = z + gain·x_t, then z = decay·y_t
+            np.multiply(row, gain, out=row)
+            np.add(carry, row, out=row)
+            np.multiply(row, decay, out=carry)
+        for column, index in enumerate(group):
+            out[index] = matrix[: lengths[column], column].copy()
+    return out
+
+
+class EwmaJob(NamedTuple):
+    """One series for `ewma_zscores_many` (the arguments of `ewma_zscores`)."""
+
+    values: np.ndarray
+    warmup: int
+    relative_floor: float = RELATIVE_STDDEV_FLOOR
+    min_stddev: float = 0.0
+    trials: np.ndarray | None = None
+    unit: np.ndarray | None = None
+
+
 def ewma_zscores(
     values: np.ndarray,
     span: int,
@@ -341,50 +402,73 @@ def ewma_zscores(
 
     alpha = 2 / (span + 1); the state starts at mean = values[0], var = 0 and follows the
     West/Finch recurrence in the module docstring (run as two first-order IIR filters, which
-    is the same recurrence in closed form and runs in C). Sample 0 has no state before it
-    and the first `warmup` samples are the warm-up: their z is 0. All outputs are finite.
+    is the same recurrence in closed form). Sample 0 has no state before it and the first
+    `warmup` samples are the warm-up: their z is 0. All outputs are finite.
     """
+    job = EwmaJob(values, warmup, relative_floor, min_stddev, trials, unit)
+    return ewma_zscores_many([job], span, vectorised=vectorised)[0]
+
+
+def ewma_zscores_many(
+    jobs: Sequence[EwmaJob], span: int, *, vectorised: bool | None = None
+) -> list[EwmaResult]:
+    """`ewma_zscores` of each job, their recursions run together (`first_order_filter_many`):
+    the same numbers as one by one, to the bit."""
     if span < 1:
         raise ValueError(f"span must be at least 1, got {span}")
-    values = _as_finite_array(values)
-    count = len(values)
-    if count == 0:
-        empty = np.zeros(0)
-        return EwmaResult(empty, empty.copy(), empty.copy())
     alpha = 2.0 / (span + 1.0)
-    scale = _power_of_two_scale(values)
-    scaled = values / scale
-
-    # mean_t = alpha·x_t + (1 − alpha)·mean_{t−1}, with mean_{−1} = x_0 so mean_0 = x_0.
     decay = -(alpha - 1.0)  # the bits lfilter uses for 1 − alpha
-    mean_after = first_order_filter(
-        alpha, decay, scaled, (1.0 - alpha) * scaled[0], vectorised=vectorised
-    )
-    expected = np.empty(count)
-    expected[0] = scaled[0]
-    expected[1:] = mean_after[:-1]
-    diff = scaled - expected
-    # var_t = (1 − alpha)·var_{t−1} + (1 − alpha)·alpha·diff_t², with var_{−1} = 0.
-    var_after = first_order_filter(
-        (1.0 - alpha) * alpha, decay, diff * diff, 0.0, vectorised=vectorised
-    )
-    variance = np.empty(count)
-    variance[0] = 0.0
-    variance[1:] = np.maximum(var_after[:-1], 0.0)
-    stddev = np.sqrt(variance)
-    floor: float | np.ndarray = min_stddev / scale
-    if trials is not None:
-        floor = np.maximum(floor, binomial_spread(expected * scale, trials, unit) / scale)
-
-    z = _zscores(
+    values = [_as_finite_array(job.values) for job in jobs]
+    scales = [_power_of_two_scale(array) for array in values]
+    scaled = [array / scale for array, scale in zip(values, scales, strict=True)]
+    # mean_t = alpha·x_t + (1 − alpha)·mean_{t−1}, with mean_{−1} = x_0 so mean_0 = x_0.
+    means = first_order_filter_many(
+        alpha,
+        decay,
         scaled,
-        expected,
-        stddev,
-        quiet=max(warmup, 1),
-        relative_floor=relative_floor,
-        min_stddev=floor,
+        [(1.0 - alpha) * array[0] if len(array) else 0.0 for array in scaled],
+        vectorised=vectorised,
     )
-    return EwmaResult(expected * scale, stddev * scale, z)
+    expected, squares = [], []
+    for array, mean_after in zip(scaled, means, strict=True):
+        before = np.empty(len(array))
+        if len(array):
+            before[0] = array[0]
+            before[1:] = mean_after[:-1]
+        diff = array - before
+        expected.append(before)
+        squares.append(diff * diff)
+    # var_t = (1 − alpha)·var_{t−1} + (1 − alpha)·alpha·diff_t², with var_{−1} = 0.
+    variances = first_order_filter_many(
+        (1.0 - alpha) * alpha, decay, squares, [0.0] * len(jobs), vectorised=vectorised
+    )
+    results = []
+    for job, array, scale, before, var_after in zip(
+        jobs, scaled, scales, expected, variances, strict=True
+    ):
+        count = len(array)
+        if count == 0:
+            empty = np.zeros(0)
+            results.append(EwmaResult(empty, empty.copy(), empty.copy()))
+            continue
+        variance = np.empty(count)
+        variance[0] = 0.0
+        variance[1:] = np.maximum(var_after[:-1], 0.0)
+        stddev = np.sqrt(variance)
+        floor: float | np.ndarray = job.min_stddev / scale
+        if job.trials is not None:
+            spread = binomial_spread(before * scale, job.trials, job.unit)
+            floor = np.maximum(floor, spread / scale)
+        z = _zscores(
+            array,
+            before,
+            stddev,
+            quiet=max(job.warmup, 1),
+            relative_floor=job.relative_floor,
+            min_stddev=floor,
+        )
+        results.append(EwmaResult(before * scale, stddev * scale, z))
+    return results
 
 
 def binomial_spread(
@@ -621,8 +705,12 @@ def resolution(values: np.ndarray) -> float:
     of 1, 0.1, …, 1e-6 that every value is a multiple of; 0 for continuous data."""
     if not len(values):
         return 0.0
-    distinct = np.unique(values)
-    if LATTICE_MIN_LEVELS <= len(distinct) <= LATTICE_MAX_LEVELS:
+    # A prefix with more distinct values than a lattice has rules the whole series out
+    # (and spares sorting it): the same answer, sooner.
+    head = values[: 4 * LATTICE_MAX_LEVELS]
+    many = len(head) < len(values) and len(np.unique(head)) > LATTICE_MAX_LEVELS
+    distinct = head[:0] if many else np.unique(values)
+    if not many and LATTICE_MIN_LEVELS <= len(distinct) <= LATTICE_MAX_LEVELS:
         step = float(np.min(np.diff(distinct)))
         if step > 0:
             with np.errstate(over="ignore", invalid="ignore"):
@@ -630,9 +718,16 @@ def resolution(values: np.ndarray) -> float:
                 whole = np.all(np.abs(multiples - np.round(multiples)) <= 1e-3)
             if whole:
                 return step
+
+    def multiples(part: np.ndarray, decimals: int) -> bool:
+        scaled = part * 10.0**decimals
+        return bool(
+            np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled)))
+        )
+
     for decimals in range(RESOLUTION_MAX_DECIMALS + 1):
-        scaled = values * 10.0**decimals
-        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
+        # Every value must be a multiple: a prefix that is not settles it without the rest.
+        if multiples(values[:64], decimals) and multiples(values, decimals):
             return 10.0**-decimals
     return 0.0
 
@@ -708,6 +803,51 @@ def score_series(
        GA-day profile), the series is scored as value / season: a daily cycle the baseline
        already had is not news. `expected` is given back in the series' units.
     """
+    prepared = _prepare_series(
+        seconds,
+        values,
+        warmup=warmup,
+        gap_factor=gap_factor,
+        gap_edge_seconds=gap_edge_seconds,
+        held_share=held_share,
+        relative_floor=relative_floor,
+        season=season,
+        trials=trials,
+    )
+    if method == "ewma":
+        result = ewma_zscores_many([prepared.job], span, vectorised=vectorised)[0]
+    else:
+        job = prepared.job
+        result = robust_zscores(
+            job.values,
+            window=span,
+            warmup=job.warmup,
+            relative_floor=job.relative_floor,
+            min_stddev=job.min_stddev,
+        )
+    return _finish_series(prepared, result, warmup, len(values))
+
+
+class _Prepared(NamedTuple):
+    rows: np.ndarray  # the samples scored (gap edges out, a held series' updates)
+    held: bool
+    factor: np.ndarray
+    job: EwmaJob
+
+
+def _prepare_series(
+    seconds: np.ndarray,
+    values: np.ndarray,
+    *,
+    warmup: int,
+    gap_factor: float,
+    gap_edge_seconds: float,
+    held_share: float | None,
+    relative_floor: float,
+    season: np.ndarray | None,
+    trials: np.ndarray | None,
+) -> _Prepared:
+    """Steps 1-4 of `score_series`: which samples are scored, and on what."""
     rows = np.arange(len(values))
     unjudged, _ = gap_edges(seconds, gap_factor=gap_factor, edge_seconds=gap_edge_seconds)
     rows = rows[~unjudged]
@@ -717,32 +857,59 @@ def score_series(
         updates = np.r_[True, kept[1:] != kept[:-1]]
         rows, kept = rows[updates], kept[updates]
     factor = np.ones(len(kept)) if season is None else season[rows]
-    scored = kept / factor
-    floors = {
-        "relative_floor": relative_floor,
-        "min_stddev": 0.5 * resolution(kept) / float(np.median(factor)),
-    }
-    quiet = 0 if held else warmup
-    if method == "ewma":
-        result = ewma_zscores(
-            scored,
-            span=span,
-            warmup=quiet,
-            trials=None if trials is None else trials[rows],
-            unit=factor,
-            vectorised=vectorised,
-            **floors,
-        )
-    else:
-        result = robust_zscores(scored, window=span, warmup=quiet, **floors)
-    z = result.z
+    job = EwmaJob(
+        values=kept / factor,
+        warmup=0 if held else warmup,
+        relative_floor=relative_floor,
+        min_stddev=0.5 * resolution(kept) / float(np.median(factor)),
+        trials=None if trials is None else trials[rows],
+        unit=factor,
+    )
+    return _Prepared(rows, held, factor, job)
+
+
+def _finish_series(
+    prepared: _Prepared, result: EwmaResult, warmup: int, length: int
+) -> ScoredSeries:
+    rows, z = prepared.rows, result.z
     hold = np.ones(len(rows))
-    if held:  # the warm-up is time: a held value is known to hold
+    if prepared.held:  # the warm-up is time: a held value is known to hold
         z = np.where(rows < warmup, 0.0, z)
-        held_for = np.diff(np.r_[rows, len(values)]).astype("float64")
+        held_for = np.diff(np.r_[rows, length]).astype("float64")
         interval = float(np.median(held_for[:-1])) if len(held_for) > 1 else 1.0
         hold = held_for / max(interval, 1.0)  # in update intervals: one per expected update
-    return ScoredSeries(rows, result.expected * factor, z, hold)
+    return ScoredSeries(rows, result.expected * prepared.factor, z, hold)
+
+
+def _series_time_order(service: np.ndarray, kpi: np.ndarray, ticks: np.ndarray) -> np.ndarray:
+    """The permutation a stable sort by (service, kpi, time) makes: `np.lexsort` of the
+    three, found faster. Rows already in that order (what the store hands over) need no
+    sort; else, when the three fit one int64 key, the key is sorted (introsort), and kept
+    when no two rows tie (then every sort gives the same order), else sorted stably."""
+    service = service.astype("int64")
+    kpi = kpi.astype("int64")
+    if len(ticks) < 2:
+        return np.arange(len(ticks))
+    if service.min() < 0 or kpi.min() < 0:  # a missing label: lexsort's own order
+        return np.lexsort((ticks, kpi, service))
+    kpi_count = int(kpi.max()) + 1
+    series = service * kpi_count + kpi
+
+    def in_order(stop: int | None) -> bool:
+        step = np.diff(series[:stop])
+        return bool((step >= 0).all() and (np.diff(ticks[:stop])[step == 0] >= 0).all())
+
+    if in_order(1024) and in_order(None):  # a shuffled frame shows it in its first rows
+        return np.arange(len(ticks))
+    low = int(ticks.min())
+    span = int(ticks.max()) - low + 1
+    if (int(series.max()) + 1) * span >= 2**62:  # would overflow: the three keys
+        return np.lexsort((ticks, kpi, service))
+    key = series * span + (ticks - low)
+    order = np.argsort(key, kind="quicksort")
+    if (np.diff(key[order]) > 0).all():
+        return order
+    return np.argsort(key, kind="stable")
 
 
 def _sort_codes(labels: pd.Series) -> np.ndarray:
@@ -799,15 +966,20 @@ def detect_anomalies(
     if not len(finite_rows):
         return _empty_events()
     # The finite rows by series and time, as a stable sort by (service, kpi, ts) orders
-    # them, in one lexsort over integers: a category's codes follow its order (as
-    # sort_values does), strings are factorised sorted, times are their ticks. Only the
-    # columns used are taken in that order, not the whole frame.
+    # them, sorted over integers (`_series_time_order`): a category's codes follow its
+    # order (as sort_values does), strings are factorised sorted, times are their ticks.
+    # Only the columns used are taken in that order, not the whole frame.
     ts_utc = pd.to_datetime(samples["ts"], utc=True)
-    service_codes = _sort_codes(samples["service"])[finite_rows]
-    kpi_codes = _sort_codes(samples["kpi"])[finite_rows]
-    ticks = ts_utc.array.asi8[finite_rows]
-    local = np.lexsort((ticks, kpi_codes, service_codes))
-    order = finite_rows[local]
+    every_row = len(finite_rows) == len(all_values)  # the usual case: no gather needed
+
+    def finite(array: np.ndarray) -> np.ndarray:
+        return array if every_row else array[finite_rows]
+
+    service_codes = finite(_sort_codes(samples["service"]))
+    kpi_codes = finite(_sort_codes(samples["kpi"]))
+    ticks = finite(ts_utc.array.asi8)
+    local = _series_time_order(service_codes, kpi_codes, ticks)
+    order = local if every_row else finite_rows[local]
     kpi_count = int(kpi_codes.max()) + 1
     series_key = service_codes[local].astype("int64") * kpi_count + kpi_codes[local]
     new_series = np.r_[True, series_key[1:] != series_key[:-1]]
@@ -828,9 +1000,9 @@ def detect_anomalies(
     if all(name in samples.columns for name in BAND_COLUMNS):
         band = tuple(column(name) for name in BAND_COLUMNS)
     per_second = float(np.timedelta64(1, "s") / np.timedelta64(1, ts_utc.dt.unit))
-    seconds = ts_utc.array.asi8[order] / per_second
-    kpi_labels = samples["kpi"].to_numpy()
-    kpis = kpi_labels[order[starts]]
+    seconds = ticks[local] / per_second
+    kpi_column = samples["kpi"]
+    kpis = kpi_column.iloc[order[starts]].to_numpy()
     vectorised = len(order) >= IIR_LOOP_BELOW  # the engine of the job, not of one series
 
     def floor_of(kpi: object) -> float:
@@ -840,21 +1012,35 @@ def detect_anomalies(
         return max(float(change) / z_threshold, RELATIVE_STDDEV_FLOOR)
 
     rows, z, expected, hold = [], [], [], []
-    for first, stop, kpi in zip(starts, ends, kpis, strict=True):
-        scored = score_series(
+    prepared = [
+        _prepare_series(
             seconds[first:stop],
             values[first:stop],
-            span=span,
             warmup=warmup,
-            method=method,
             gap_factor=gap_factor,
             gap_edge_seconds=gap_edge_seconds,
             held_share=held_share,
             relative_floor=floor_of(kpi),
             season=None if season is None else season[first:stop],
             trials=None if trials is None else trials[first:stop],
-            vectorised=vectorised,
         )
+        for first, stop, kpi in zip(starts, ends, kpis, strict=True)
+    ]
+    if method == "ewma":  # every series' recursions together
+        results = ewma_zscores_many([p.job for p in prepared], span, vectorised=vectorised)
+    else:
+        results = [
+            robust_zscores(
+                p.job.values,
+                window=span,
+                warmup=p.job.warmup,
+                relative_floor=p.job.relative_floor,
+                min_stddev=p.job.min_stddev,
+            )
+            for p in prepared
+        ]
+    for first, stop, one, result in zip(starts, ends, prepared, results, strict=True):
+        scored = _finish_series(one, result, warmup, int(stop - first))
         rows.append(scored.rows + first)
         z.append(scored.z)
         expected.append(scored.expected)
@@ -885,10 +1071,10 @@ def detect_anomalies(
     def at(positions: np.ndarray) -> pd.Series:
         return ts.iloc[order[scored_rows[positions]]].reset_index(drop=True)
 
-    peak_kpis = kpi_labels[order[peak]]
+    peak_kpis = kpi_column.iloc[order[peak]].to_numpy()
     events = pd.DataFrame(
         {
-            "service": samples["service"].to_numpy()[order[peak]],
+            "service": samples["service"].iloc[order[peak]].to_numpy(),
             "kpi": peak_kpis,
             "start": at(found.first),
             "end": at(found.last),

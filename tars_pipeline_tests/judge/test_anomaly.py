@@ -460,6 +460,41 @@ def test_the_recursion_loop_gives_lfilters_bits(
         )
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 300), min_size=1, max_size=40),
+    span=st.integers(2, 200),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_recursions_run_side_by_side_give_each_series_its_own_bits(
+    lengths: list[int], span: int, seed: int
+) -> None:
+    """Series of mixed lengths (groups of like length side by side, the rest one by one):
+    every output is the one-series loop's, to the bit."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.normal(0, 10, n) * 10.0 ** rng.integers(-3, 9) for n in lengths]
+    states = [float(rng.normal(0, 5)) for _ in lengths]
+    alpha = 2.0 / (span + 1.0)
+    decay = -(alpha - 1.0)
+    together = anomaly_module.first_order_filter_many(alpha, decay, arrays, states)
+    for array, state, out in zip(arrays, states, together, strict=True):
+        alone = first_order_filter(alpha, decay, array, state, vectorised=False)
+        assert out.tobytes() == alone.tobytes()
+
+
+def test_many_series_scored_together_are_scored_as_one_by_one() -> None:
+    rng = np.random.default_rng(3)
+    jobs = [
+        anomaly_module.EwmaJob(100.0 + rng.normal(0, 3, n), warmup=30)
+        for n in [1440] * 12 + [7, 0, 1, 3000]
+    ]
+    together = anomaly_module.ewma_zscores_many(jobs, span=60)
+    for job, result in zip(jobs, together, strict=True):
+        alone = ewma_zscores(job.values, span=60, warmup=30)
+        for mine, theirs in zip(result, alone, strict=True):
+            assert mine.tobytes() == theirs.tobytes()
+
+
 def test_events_are_the_same_whichever_engine_runs_the_recursions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -480,3 +515,23 @@ def test_events_are_the_same_whichever_engine_runs_the_recursions(
     vectorised = detect_anomalies(samples, **kwargs)
     assert len(looped) >= 6
     pd.testing.assert_frame_equal(looped, vectorised)
+
+
+@pytest.mark.parametrize("case", ["shuffled", "sorted", "ties", "missing", "wide"])
+def test_the_series_time_order_is_lexsorts(case: str) -> None:
+    rng = np.random.default_rng(len(case))
+    n = 5_000
+    service = rng.integers(0, 7, n)
+    kpi = rng.integers(0, 5, n)
+    ticks = rng.choice(10**12, n, replace=False) * 1000
+    if case == "sorted":
+        first = np.lexsort((ticks, kpi, service))
+        service, kpi, ticks = service[first], kpi[first], ticks[first]
+    if case == "ties":
+        ticks = rng.integers(0, 40, n)  # many rows at the same time in one series
+    if case == "missing":
+        service[::97] = -1
+    if case == "wide":
+        ticks = rng.integers(-(2**62), 2**62, n)  # no single int64 key holds the three
+    expected = np.lexsort((ticks, kpi, service))
+    assert np.array_equal(anomaly_module._series_time_order(service, kpi, ticks), expected)

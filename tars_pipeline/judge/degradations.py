@@ -251,18 +251,24 @@ class _Groups:
         self._extra = dict(extra or {})
         self._order = [*keys, *columns]
         self._positions: dict[tuple, np.ndarray] = {}
+        self._taken: dict[tuple, pd.DataFrame] = {}
         if self._frame is not None:
             groups = self._frame.groupby(keys, sort=False).indices
             self._positions = {_normalised(keys, key): rows for key, rows in groups.items()}
 
     def get(self, key: tuple, default: pd.DataFrame | None = None) -> pd.DataFrame | None:
+        """The rows of `key` (the same frame each time it is asked for: a service's
+        throughput is asked for by each of its error-like KPIs and days)."""
+        if key in self._taken:
+            return self._taken[key]
         rows = self._positions.get(key)
         if rows is None or self._frame is None:
             return default
         part = self._frame.iloc[rows][self._columns]
         if self._extra:
             part = part.assign(**{name: values[rows] for name, values in self._extra.items()})
-        return part[self._order]
+        self._taken[key] = part = part[self._order]
+        return part
 
 
 def _grouped_frames(samples: pd.DataFrame, keys: list[str], timezone: str) -> _Groups:
@@ -302,6 +308,7 @@ class _TrafficSides:
             frame is not None and "ts" in frame.columns for frame in (baseline, day)
         )
         self.baseline = _frames_by(baseline if usable else None, _KEYS)
+        self._baseline_counts: dict[tuple[str, str], TrafficCounts | None] = {}
         self.day = _frames_by(day if usable else None, [*_KEYS, "day"])
 
     def sides(
@@ -310,12 +317,14 @@ class _TrafficSides:
         share = error_share(kpi)
         if share is None or self.step_seconds is None:
             return None, None
-        baseline = traffic_counts_from_frames(
-            self.baseline.get((service, "throughput")),
-            self.baseline.get((service, kpi)),
-            self.step_seconds,
-            share,
-        )
+        if (service, kpi) not in self._baseline_counts:  # the same for every day
+            self._baseline_counts[(service, kpi)] = traffic_counts_from_frames(
+                self.baseline.get((service, "throughput")),
+                self.baseline.get((service, kpi)),
+                self.step_seconds,
+                share,
+            )
+        baseline = self._baseline_counts[(service, kpi)]
         observed = traffic_counts_from_frames(
             self.day.get((service, "throughput", day)),
             self.day.get((service, kpi, day)),

@@ -92,12 +92,13 @@ class SeriesIndex:
             rows = positions.get(key)
             if rows is None:
                 continue
+            # Only the rows asked for are converted, never a whole column of the window.
             ts = pd.to_datetime(frame["ts"].iloc[rows], utc=True)
-            values = frame["value"].to_numpy(dtype="float64")[rows]
+            values = frame["value"].iloc[rows].to_numpy(dtype="float64")
             days = (
                 np.full(len(rows), day, dtype="int64")
                 if day is not None
-                else frame["day"].to_numpy(dtype="int64")[rows]
+                else frame["day"].iloc[rows].to_numpy(dtype="int64")
             )
             parts.append((ts.to_numpy(dtype="datetime64[ns]"), values, days))
         if not parts:

@@ -439,8 +439,11 @@ def _band(
     if base is not None:
         day = base
         day_season = anomaly_season(base, None, references, timezone, None, cache)
-        if day_season is None:
-            day_season = seasonal_factors(base, base, timezone)
+        if day_season is None:  # seasonal_factors(base, base), with GA day's profile kept
+            cache = {} if cache is None else cache
+            if id(base) not in cache:
+                cache[id(base)] = day_profile(base, timezone)
+            day_season = profile_factors(cache[id(base)], base, timezone)[0]
     else:
         day = next((r.ga_weekday for r in references.values() if r is not None), None)
         if day is None or day.empty:

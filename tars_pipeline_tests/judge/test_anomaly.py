@@ -14,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from tars_pipeline.config import Thresholds, default_kpis
 from tars_pipeline.judge import anomaly as anomaly_module
+from tars_pipeline.judge import clock
 from tars_pipeline.judge.anomaly import (
     DEFAULT_MERGE_GAP,
     DEFAULT_MIN_POINTS,
@@ -535,3 +536,33 @@ def test_the_series_time_order_is_lexsorts(case: str) -> None:
         ticks = rng.integers(-(2**62), 2**62, n)  # no single int64 key holds the three
     expected = np.lexsort((ticks, kpi, service))
     assert np.array_equal(anomaly_module._series_time_order(service, kpi, ticks), expected)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_day_profile_from_sorts_is_pandas_groupby_one(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range("2026-03-03 05:00", periods=1440, freq="min", tz="UTC")
+    frames = []
+    for k in range(9):
+        values = 50 + 20 * np.sin(np.arange(1440) / 229.0) + rng.normal(0, 3 + k, 1440)
+        if k == 1:
+            values = np.round(values / 10) * 10  # coarse: ties in every hour
+        if k == 2:
+            values = 7 + rng.normal(0, 0.01, 1440)  # flat: no daily shape
+        keep = rng.random(1440) > (0.9 if k == 3 else 0.05)  # k 3: sparse, hours missing
+        if k == 4:
+            keep[300:540] = False  # four hours without samples: interpolated
+        if k == 5:
+            values = values * 0  # a zero level: left out
+        series = {"service": f"s{k % 3}", "kpi": f"k{k}", "ts": ts[keep], "value": values[keep]}
+        frames.append(pd.DataFrame(series))
+    day = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=seed)
+    if seed % 2:
+        day = day.astype({"service": "category", "kpi": "category"})
+    hour = clock.hour_of_day(clock.local_nanoseconds(day["ts"], "America/New_York"))
+    level = day.groupby(["service", "kpi"])["value"].median() * 1.1 if seed % 3 == 0 else None
+    fast = anomaly_module._day_profile_sorted(day, hour, level)
+    slow = anomaly_module._day_profile_grouped(day, hour, level)
+    assert list(fast) == list(slow) and len(fast) >= 6
+    for key in slow:
+        assert fast[key].tobytes() == slow[key].tobytes(), key

@@ -185,14 +185,36 @@ def _group_sorted_stats(ids: np.ndarray, values: np.ndarray, groups: int) -> dic
     return {"count": counts, "median": median, "q25": quantile(0.25), "q75": quantile(0.75)}
 
 
+def _series_codes(frame: pd.DataFrame) -> tuple[np.ndarray, pd.MultiIndex]:
+    """(a code per row, the (service, kpi) of each code), codes in order of first
+    appearance: `pd.factorize` of the two columns as pairs, from integer codes."""
+    parts = []
+    for name in ("service", "kpi"):
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            parts.append((column.cat.codes.to_numpy().astype("int64"), column.cat.categories))
+        else:
+            labels, uniques = pd.factorize(column, sort=False, use_na_sentinel=False)
+            parts.append((labels.astype("int64"), pd.Index(uniques)))
+    (service, services), (kpi, kpis) = parts
+    if (service < 0).any() or (kpi < 0).any():  # a missing label: pairs as they are
+        codes, keys = pd.factorize(
+            pd.MultiIndex.from_arrays([frame["service"], frame["kpi"]]), sort=False
+        )
+        return codes.astype("int64"), keys
+    pair, first = pd.factorize(service * (len(kpis) + 1) + kpi, sort=False)
+    keys = pd.MultiIndex.from_arrays(
+        [services[first // (len(kpis) + 1)], kpis[first % (len(kpis) + 1)]]
+    )
+    return pair.astype("int64"), keys
+
+
 def _day_profile_sorted(
     profile_day: pd.DataFrame, hour: np.ndarray, level: pd.Series | None
 ) -> DayProfile:
     """`day_profile` from sorts of the values (the same numbers as pandas' groupby median
     and quantiles, tested against `_day_profile_grouped`), for finite values."""
-    codes, keys = pd.factorize(
-        pd.MultiIndex.from_arrays([profile_day["service"], profile_day["kpi"]]), sort=False
-    )
+    codes, keys = _series_codes(profile_day)
     values = profile_day["value"].to_numpy(dtype="float64")
     cells = _group_sorted_stats(codes * 24 + hour, values, len(keys) * 24)
     present = (cells["count"] > 0).reshape(len(keys), 24)

@@ -66,6 +66,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tars_pipeline.judge import clock
+from tars_pipeline.judge.stats import sorted_within_groups
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "service",
@@ -164,7 +165,7 @@ def _sorted_rows_stats(matrix: np.ndarray) -> dict[str, np.ndarray]:
 
 def _group_sorted_stats(ids: np.ndarray, values: np.ndarray, groups: int) -> dict[str, np.ndarray]:
     """`_sorted_rows_stats` of each group of `values` (ids 0..groups-1), from one sort."""
-    ordered = values[np.lexsort((values, ids))]
+    ordered = sorted_within_groups(ids, values)
     counts = np.bincount(ids, minlength=groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     safe = np.maximum(counts, 1)

@@ -11,6 +11,7 @@ day, so the same samples always give the same numbers whichever source produced 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,6 +207,24 @@ def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtypes.get(name, "float64")) for name in columns})
 
 
+def sorted_within_groups(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` ordered by (group id, value): `values[np.lexsort((values, ids))]`. When the
+    rows of each group are together already, in id order (samples in series order), each
+    group's slice is sorted on its own: a few hundred small sorts instead of one over
+    every row, the same values in the same places."""
+    ids = np.asarray(ids)
+    if len(ids) < 2:
+        return np.asarray(values, dtype="float64").copy()
+    step = np.diff(ids)
+    if (step < 0).any():
+        return values[np.lexsort((values, ids))]
+    bounds = np.concatenate([[0], np.flatnonzero(step) + 1, [len(ids)]])
+    ordered = np.array(values, dtype="float64", copy=True)
+    for first, stop in itertools.pairwise(bounds):
+        ordered[first:stop].sort(kind="stable")  # ties (0.0, -0.0) as lexsort leaves them
+    return ordered
+
+
 def _group_quantiles(samples: pd.DataFrame, group: pd.Series, groups: int) -> dict[str, np.ndarray]:
     """p50/p95/p99 of each group, Hyndman & Fan definition 7 (numpy's "linear"):
     with the n sorted values a and h = q · (n − 1), a[⌊h⌋] + (h − ⌊h⌋)(a[⌈h⌉] − a[⌊h⌋]).
@@ -215,7 +234,7 @@ def _group_quantiles(samples: pd.DataFrame, group: pd.Series, groups: int) -> di
     """
     ids = group.to_numpy(dtype="int64")
     values = samples["value"].to_numpy(dtype="float64")
-    ordered = values[np.lexsort((values, ids))]
+    ordered = sorted_within_groups(ids, values)
     counts = np.bincount(ids, minlength=groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     out: dict[str, np.ndarray] = {}

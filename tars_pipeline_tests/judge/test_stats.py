@@ -181,3 +181,14 @@ def test_a_window_of_days_in_order_is_put_in_series_order_as_the_full_sort_does(
     keys = ["service", "kpi", "ts", "value"]
     expected = window.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
     pd.testing.assert_frame_equal(_canonical_order(window), expected)
+
+
+@pytest.mark.parametrize("together", [True, False])
+def test_sorting_within_groups_is_the_lexsort(together: bool) -> None:
+    from tars_pipeline.judge.stats import sorted_within_groups
+
+    rng = np.random.default_rng(4)
+    ids = np.sort(rng.integers(0, 50, 20_000)) if together else rng.integers(0, 50, 20_000)
+    values = rng.choice([0.0, -0.0, 1.5, 2.0, -3.0], 20_000) * rng.integers(1, 4, 20_000)
+    expected = values[np.lexsort((values, ids))]
+    assert sorted_within_groups(ids, values).tobytes() == expected.tobytes()

@@ -184,6 +184,7 @@ def analyse_day(
         timezone=release.timezone,
         hour_of_day=thresholds.seasonal_baseline,
         reference=reference,
+        day_summary=stats,
     )
     slo = slo_status_for_day(judged, stats, config)
     start, end = release.day_bounds(day)

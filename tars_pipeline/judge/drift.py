@@ -27,7 +27,6 @@ from tars_pipeline.config import KpiDefinition
 from tars_pipeline.judge import seasonality
 from tars_pipeline.judge.direction import adverse_signs
 from tars_pipeline.judge.formatting import format_significant
-from tars_pipeline.judge.stats import summarise
 from tars_pipeline.reporting.escape import markdown
 
 DRIFT_COLUMNS: tuple[str, ...] = (
@@ -185,6 +184,7 @@ def compare_day(
     timezone: str,
     hour_of_day: bool = True,
     reference: seasonality.ReferenceDays | None = None,
+    day_summary: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Drift of one day against the baseline, matched for the time of day (and weekday).
 
@@ -200,7 +200,8 @@ def compare_day(
     baseline_method says what was compared ("hour_of_day", "+weekday" when a factor was
     applied, "overall" when no hour was in common), hours_compared over how many hours.
     Inputs are sample frames (service, kpi, ts, value), already cleaned (`stats.prefilter`,
-    `maintenance.exclude_maintenance`). Columns: DRIFT_COLUMNS + DAY_COMPARISON_COLUMNS.
+    `maintenance.exclude_maintenance`). `day_summary`, when the caller has it, is
+    `summarise(day_samples)`. Columns: DRIFT_COLUMNS + DAY_COMPARISON_COLUMNS.
     """
     expected = seasonality.expectation(
         day_samples,
@@ -209,9 +210,10 @@ def compare_day(
         hour_of_day=hour_of_day,
         reference=reference,
         kpis=kpis,
+        day_summary=day_summary,
     )
     drift = compute_drift(expected.day_stats, expected.baseline_stats, kpis)
-    overall = compute_drift(summarise(day_samples), summarise(baseline_samples), kpis)
+    overall = compute_drift(expected.day_summary, expected.baseline_summary, kpis)
     overall = overall[["service", "kpi", "baseline_value", "observed_value", "drift_pct"]].rename(
         columns={
             "baseline_value": "overall_baseline_value",
@@ -220,7 +222,13 @@ def compare_day(
         }
     )
     hourly = seasonality.largest_hourly_drift(
-        seasonality.hourly_comparison(day_samples, baseline_samples, timezone, kpis)
+        seasonality.hourly_comparison(
+            day_samples,
+            baseline_samples,
+            timezone,
+            kpis,
+            baseline_profile=expected.baseline_profile,
+        )
     )
     keys = ["service", "kpi"]
     drift = (

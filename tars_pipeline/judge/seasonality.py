@@ -128,6 +128,12 @@ class Expectation:
     day_stats: pd.DataFrame
     baseline_stats: pd.DataFrame
     info: pd.DataFrame
+    # Made on the way, for the whole-day and hour-by-hour comparisons (drift.compare_day):
+    # both frames summarised over all their hours, and the baseline's hourly profile (None
+    # without hour-of-day matching).
+    day_summary: pd.DataFrame | None = None
+    baseline_summary: pd.DataFrame | None = None
+    baseline_profile: pd.DataFrame | None = None
 
 
 def with_local_hour(samples: pd.DataFrame, timezone: str) -> pd.DataFrame:
@@ -145,14 +151,29 @@ def hour_counts(samples: pd.DataFrame) -> pd.DataFrame:
 
 def matched_hours(baseline: pd.DataFrame, day: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both frames (with `hour`) restricted to the (service, kpi, hour) both have samples in."""
-    common = (
+    common = _common_hours(baseline, day)
+    keep_base = baseline.merge(common, on=_HOUR_KEYS, how="inner")
+    keep_day = day.merge(common, on=_HOUR_KEYS, how="inner")
+    return keep_base, keep_day
+
+
+def _common_hours(baseline: pd.DataFrame, day: pd.DataFrame) -> pd.DataFrame:
+    return (
         baseline[_HOUR_KEYS]
         .drop_duplicates()
         .merge(day[_HOUR_KEYS].drop_duplicates(), on=_HOUR_KEYS, how="inner")
     )
-    keep_base = baseline.merge(common, on=_HOUR_KEYS, how="inner")
-    keep_day = day.merge(common, on=_HOUR_KEYS, how="inner")
-    return keep_base, keep_day
+
+
+def _every_hour_in_common(baseline: pd.DataFrame, day: pd.DataFrame) -> bool:
+    """Whether both frames cover exactly the same (service, kpi, hour) cells: the usual
+    case of two whole days, where `matched_hours` would keep every row of both (an inner
+    merge keeps the left frame's row order, so their statistics would be the same)."""
+    base_cells = baseline[_HOUR_KEYS].drop_duplicates()
+    day_cells = day[_HOUR_KEYS].drop_duplicates()
+    if len(base_cells) != len(day_cells):
+        return False
+    return len(base_cells.merge(day_cells, on=_HOUR_KEYS, how="inner")) == len(base_cells)
 
 
 def _empty_per_series(**dtypes: str) -> pd.DataFrame:
@@ -233,6 +254,7 @@ def expectation(
     hour_of_day: bool = True,
     reference: ReferenceDays | None = None,
     kpis: Mapping[str, KpiDefinition] | None = None,
+    day_summary: pd.DataFrame | None = None,
 ) -> Expectation:
     """The day's statistics and the baseline's expectation for them (module docstring).
 
@@ -240,16 +262,23 @@ def expectation(
     mean weighted by the day's hour coverage; a series with no hour in common with the
     baseline falls back to the whole-day comparison ("overall"). With `reference`, every
     statistic of the expectation is multiplied by the series' weekday factor.
+    `day_summary`, when the caller has it, is `summarise(day_samples)`.
     """
     day_h = with_local_hour(day_samples, timezone)
     base_h = with_local_hour(baseline_samples, timezone)
-    day_all = summarise(day_h)
+    day_all = summarise(day_h) if day_summary is None else day_summary
     base_all = summarise(base_h)
+    base_profile = None
     if hour_of_day:
-        base_matched, day_matched = matched_hours(base_h, day_h)
-        day_stats = summarise(day_matched)
-        base_stats = summarise(base_matched)
-        expected = profile_expectation(hourly_profile(base_h, timezone), hour_counts(day_matched))
+        base_profile = hourly_profile(base_h, timezone)
+        if _every_hour_in_common(base_h, day_h):
+            # Every row of both is matched: the same statistics as the whole-day ones.
+            day_matched, day_stats, base_stats = day_h, day_all, base_all.copy()
+        else:
+            base_matched, day_matched = matched_hours(base_h, day_h)
+            day_stats = summarise(day_matched)
+            base_stats = summarise(base_matched)
+        expected = profile_expectation(base_profile, hour_counts(day_matched))
         base_stats = base_stats.merge(expected, on=_KEYS, how="left")
         base_stats["mean"] = base_stats["expected_mean"].fillna(base_stats["mean"])
         hours = base_stats[[*_KEYS, "hours_compared"]]
@@ -304,7 +333,14 @@ def expectation(
     day_stats = day_stats.sort_values(_KEYS, kind="stable").reset_index(drop=True)
     base_stats = base_stats.sort_values(_KEYS, kind="stable").reset_index(drop=True)
     info = info[list(SEASONAL_COLUMNS)].sort_values(_KEYS, kind="stable").reset_index(drop=True)
-    return Expectation(day_stats=day_stats, baseline_stats=base_stats, info=info)
+    return Expectation(
+        day_stats=day_stats,
+        baseline_stats=base_stats,
+        info=info,
+        day_summary=day_all,
+        baseline_summary=base_all,
+        baseline_profile=base_profile,
+    )
 
 
 def hourly_comparison(
@@ -312,15 +348,20 @@ def hourly_comparison(
     baseline_samples: pd.DataFrame,
     timezone: str,
     kpis: Mapping[str, KpiDefinition] | None = None,
+    *,
+    baseline_profile: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Each local hour of the day against the baseline's same hour (HOURLY_COLUMNS).
 
     drift_pct = (observed_mean − baseline_mean) / |baseline_mean| × 100, NaN when the
     baseline hour is ~0 (below the KPI's near_zero). This is where a shifted traffic peak
     shows: the day's mean can hold while 20:00 carries what 14:00 used to.
+    `baseline_profile`, when the caller has it, is `hourly_profile(baseline_samples)`.
     """
     day_profile = hourly_profile(day_samples, timezone)
-    base_profile = hourly_profile(baseline_samples, timezone)
+    base_profile = (
+        hourly_profile(baseline_samples, timezone) if baseline_profile is None else baseline_profile
+    )
     merged = day_profile.merge(
         base_profile[[*_HOUR_KEYS, "mean"]], on=_HOUR_KEYS, suffixes=("_day", "_base")
     )

@@ -194,3 +194,56 @@ def test_hour_matched_values_keep_common_hours_and_scale_the_baseline():
     assert day_values.tolist() == [10.0, 20.0]
     disjoint = hour_matched_values(baseline, pd.DataFrame({"hour": [9], "value": [1.0]}))
     assert disjoint[0].tolist() == [1.0, 2.0, 3.0]
+
+
+def _noisy_days(seed: int, *, fall_back: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two whole local days of several series with noise and NaNs, keys as categories; on
+    `fall_back` the judged day is the night the clocks go back (hour 2 twice in Berlin)."""
+    rng = np.random.default_rng(seed)
+    day_date = dt.date(2025, 10, 26) if fall_back else GA + dt.timedelta(days=2)
+    frames = {"base": [], "day": []}
+    for side, date in (("base", GA), ("day", day_date)):
+        for service in ("cart", "shop"):
+            for kpi in ("throughput", "latency_p95_ms", "error_rate_pct"):
+                frame = day_of_traffic(date, level=rng.uniform(5, 900), kpi=kpi)
+                frame["service"] = service
+                frame["value"] = frame["value"] * rng.lognormal(0, 0.2, len(frame))
+                frame.loc[rng.random(len(frame)) < 0.01, "value"] = np.nan
+                frames[side].append(frame)
+    base, day = (pd.concat(frames[s], ignore_index=True) for s in ("base", "day"))
+    return tuple(f.astype({"service": "category", "kpi": "category"}) for f in (base, day))
+
+
+@pytest.mark.parametrize("fall_back", [False, True])
+def test_two_whole_days_skip_the_hour_matching_merge_with_the_same_results(
+    fall_back: bool, monkeypatch: pytest.MonkeyPatch
+):
+    import tars_pipeline.judge.seasonality as seasonality
+
+    base, day = _noisy_days(7, fall_back=fall_back)
+    assert seasonality._every_hour_in_common(
+        seasonality.with_local_hour(base, TZ), seasonality.with_local_hour(day, TZ)
+    )
+    fast = compare_day(day, base, KPIS, timezone=TZ, day_summary=summarise(day))
+    fast_expected = expectation(day, base, TZ, kpis=KPIS)
+    monkeypatch.setattr(seasonality, "_every_hour_in_common", lambda *_: False)
+    slow = compare_day(day, base, KPIS, timezone=TZ)
+    slow_expected = expectation(day, base, TZ, kpis=KPIS)
+
+    pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+    for name in ("day_stats", "baseline_stats", "info"):
+        pd.testing.assert_frame_equal(
+            getattr(fast_expected, name), getattr(slow_expected, name), check_exact=True
+        )
+
+
+def test_a_day_missing_hours_still_goes_through_the_matching():
+    import tars_pipeline.judge.seasonality as seasonality
+
+    base, day = _noisy_days(3, fall_back=False)
+    morning = day[seasonality.with_local_hour(day, TZ)["hour"] < 11]
+    assert not seasonality._every_hour_in_common(
+        seasonality.with_local_hour(base, TZ), seasonality.with_local_hour(morning, TZ)
+    )
+    drift = compare_day(morning, base, KPIS, timezone=TZ)
+    assert (drift["hours_compared"] == 11).all()

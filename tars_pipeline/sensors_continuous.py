@@ -67,6 +67,7 @@ from tars_pipeline.store import (
     read_table,
     replace_partition,
     store_location,
+    write_settled_record,
 )
 from tars_pipeline.store_parquet import ParquetStore, StoreVersionError
 
@@ -276,11 +277,23 @@ def record_live_events(
                 for live in events
                 if (live.event["service"], live.event["kpi"], _iso(live.event["start"])) in starts
             ]
-        record = read_anomaly_record(conn, release.name) if new else None
-    if record is None:
+        first = read_anomaly_record(conn, release.name) if new else None
+    if first is None:
         return Recorded(new, None)
-    document = outputs.anomaly_events_doc(release, record, config.thresholds.z_threshold)
-    return Recorded(new, write_json(folder / "anomaly_events.json", document))
+
+    def record() -> pd.DataFrame:
+        try:
+            with open_store_now(config) as conn:
+                return read_anomaly_record(conn, release.name)
+        except StoreBusyError:  # the events are stored and the file is written: next tick
+            return first
+
+    def write(every_day: pd.DataFrame) -> Path:
+        document = outputs.anomaly_events_doc(release, every_day, config.thresholds.z_threshold)
+        return write_json(folder / "anomaly_events.json", document)
+
+    # A nightly run may be committing its day now: see store.write_settled_record.
+    return Recorded(new, write_settled_record(record, write, first))
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ Values are always bound as parameters; table and column names come only from `TA
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,6 +369,33 @@ def read_anomaly_record(conn: Store, release: str) -> pd.DataFrame:
     processed = set(days_present(conn, "anomaly_days", release))
     processed |= {int(day) for day in nightly["day"]}  # stores from before anomaly_days
     return reconcile(nightly, processed, read_table(conn, "live_anomaly_events", release))
+
+
+def write_settled_record(
+    read: Callable[[], pd.DataFrame],
+    write: Callable[[pd.DataFrame], Path],
+    record: pd.DataFrame | None = None,
+    attempts: int = 5,
+) -> Path:
+    """Write the release's anomaly record (`read()`, then `write(record)`), then read it
+    again, and write again while it has changed in between.
+
+    Runs of several days of a release, and the live sensor, each rewrite
+    anomaly_events.json from the store. Without the second read, a run that read the record
+    before another committed its day, but wrote after that one, would leave that day out
+    of the file. With it, the last writer has seen every day committed before its final
+    read: any later commit is followed by its own run's read and write. No lock is needed,
+    so it holds on any file system and with the store on object storage. `record`, when
+    given, is the first read."""
+    record = read() if record is None else record
+    path = write(record)
+    for _ in range(attempts):
+        latest = read()
+        if latest.equals(record):
+            break
+        record = latest
+        path = write(record)
+    return path
 
 
 WEEK_TABLES = ("health", "health_contributions", "anomaly_events", "drift", "cost_daily",

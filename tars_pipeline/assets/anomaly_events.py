@@ -1,6 +1,7 @@
 """anomaly_events: EWMA + z-score anomaly events for one release-day."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -15,7 +16,13 @@ from tars_pipeline.partitions import day_and_previous_day_samples, release_day_p
 from tars_pipeline.reporting import outputs
 from tars_pipeline.resources import ReportsResource, StoreResource, TarsConfigResource
 from tars_pipeline.sources import build_source
-from tars_pipeline.store import open_store, read_anomaly_record, read_table, replace_partition
+from tars_pipeline.store import (
+    open_store,
+    read_anomaly_record,
+    read_table,
+    replace_partition,
+    write_settled_record,
+)
 
 
 class AnomalyConfig(dg.Config):
@@ -91,9 +98,17 @@ def anomaly_events(
         replace_partition(
             conn, release.name, day, {"anomaly_events": events, "anomaly_days": processed}
         )
-        every_day = read_anomaly_record(conn, release.name)
-    document = outputs.anomaly_events_doc(release, every_day, z_threshold)
-    path = reports.write_json(tars, release.name, "anomaly_events.json", document)
+
+    def record() -> pd.DataFrame:
+        with open_store(duckdb.for_config(tars)) as conn:
+            return read_anomaly_record(conn, release.name)
+
+    def write(every_day: pd.DataFrame) -> Path:
+        document = outputs.anomaly_events_doc(release, every_day, z_threshold)
+        return reports.write_json(tars, release.name, "anomaly_events.json", document)
+
+    # Other days of the release may be committing now (a backfill): see write_settled_record.
+    path = write_settled_record(record, write)
     by_severity = events["severity"].value_counts().to_dict() if len(events) else {}
     return dg.MaterializeResult(
         metadata={

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
 from tars_pipeline import VERSION_LINE, __version__
+from tars_pipeline.cli.interrupts import ctrl_c_pressed, remember_ctrl_c
 from tars_pipeline.errors import RunFailedError, TarsUserError
 
 EXIT_OK = 0
@@ -355,7 +356,10 @@ def run(
     out = Output.from_args(parser.prog, args)
     out.hold_stdout()
     try:
-        code = body(args, out)
+        with remember_ctrl_c():
+            code = body(args, out)
+            if ctrl_c_pressed():  # pressed, and swallowed where it landed: still a stop
+                raise KeyboardInterrupt
     except TarsUserError as error:
         out.error(str(error), kind="user_error", where=error.where, remedy=error.remedy)
         code = EXIT_USER_ERROR

@@ -34,6 +34,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_duckdb import DuckDBResource
 
 from tars_pipeline.cli.hygiene import process_tags, reap_dead_runs
+from tars_pipeline.cli.interrupts import ctrl_c_pressed
 from tars_pipeline.cli.progress import Progress
 from tars_pipeline.config import Release, TarsConfig, config_digest
 from tars_pipeline.errors import RunFailedError, TarsUserError
@@ -265,6 +266,8 @@ class Runner:
         run_config: dict | None,
         label: str,
     ) -> dg.ExecuteInProcessResult:
+        if ctrl_c_pressed():  # a Ctrl-C that landed where it was swallowed: no next run
+            raise KeyboardInterrupt(f"{label}: not started")
         started = time.monotonic()
         job_name = job_for(asset_names)
         recon_job = self.repository.get_reconstructable_job(job_name)
@@ -291,9 +294,12 @@ class Runner:
         )
         with _watch_ctrl_c() as interrupted:
             result = execute_run(recon_job, run, self.instance)
-            stopped = not result.success and interrupted()
+            stopped = interrupted() or ctrl_c_pressed()
+        # Ctrl-C stops the command whatever became of the run: Dagster holds the signal
+        # until a step checks for it, and the run may then succeed; no next run may start.
         if stopped:
-            raise KeyboardInterrupt(f"{label}: stopped, run {result.run_id} marked failed")
+            outcome = "completed" if result.success else "marked failed"
+            raise KeyboardInterrupt(f"{label}: stopped, run {result.run_id} {outcome}")
         self.runs.append(
             RunRecord(
                 result.run_id,

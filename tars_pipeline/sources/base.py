@@ -86,7 +86,9 @@ def coverage_of(
     kpis: Sequence[KpiDefinition],
     expected: int,
 ) -> list[Coverage]:
-    counts = samples.groupby(["service", "kpi"]).size().to_dict() if len(samples) else {}
+    counts = {}
+    if len(samples):
+        counts = samples.groupby(["service", "kpi"], observed=True).size().to_dict()
     return [
         Coverage(service, kpi.name, expected, int(counts.get((service, kpi.name), 0)))
         for service in services

@@ -89,13 +89,7 @@ class SnapshotSource:
                 for path in files:
                     _check_file(conn, path)
                 try:
-                    samples = conn.execute(
-                        "SELECT service, kpi, ts, value FROM read_parquet(?) "
-                        "WHERE ts >= ? AND ts < ? AND list_contains(?, kpi) "
-                        "AND (len(?) = 0 OR list_contains(?, service)) "
-                        "ORDER BY service, kpi, ts",
-                        [[str(f) for f in files], start, end, kpi_names, services, services],
-                    ).df()
+                    samples = _read_samples(conn, files, start, end, kpi_names, services)
                 except duckdb.Error as error:
                     raise TarsUserError(
                         f"cannot read snapshot files: {error}",
@@ -111,6 +105,44 @@ class SnapshotSource:
             services = sorted(samples["service"].unique()) if len(samples) else []
         expected = expected_points(start, end, step_seconds)
         return DayFetch(samples=samples, coverage=coverage_of(samples, services, kpis, expected))
+
+
+def _read_samples(
+    conn: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    start: dt.datetime,
+    end: dt.datetime,
+    kpis: list[str],
+    services: list[str],
+) -> pd.DataFrame:
+    """The window's samples by (service, kpi, ts), their labels as categories of the sorted
+    names: DuckDB hands over one integer code per row instead of one Python string per row
+    and label (a day of 2,000 series: 0.4 GB less), and the judgement groups by the codes."""
+    where = (
+        "FROM read_parquet(?) WHERE ts >= ? AND ts < ? AND list_contains(?, kpi) "
+        "AND (len(?) = 0 OR list_contains(?, service))"
+    )
+    params = [[str(f) for f in files], start, end, kpis, services, services]
+    names = sorted(services) or [
+        row[0]
+        for row in conn.execute(f"SELECT DISTINCT service {where} ORDER BY 1", params).fetchall()
+    ]
+    kpi_names = sorted(kpis)
+    # Sorted lists: the codes order as the names do (code points, as Python and DuckDB sort).
+    frame = conn.execute(
+        "SELECT list_position(?, service) - 1 AS service_code, "
+        f"list_position(?, kpi) - 1 AS kpi_code, ts, value {where} "
+        "ORDER BY service_code, kpi_code, ts",
+        [names, kpi_names, *params],
+    ).df()
+    return pd.DataFrame(
+        {
+            "service": pd.Categorical.from_codes(frame["service_code"], names),
+            "kpi": pd.Categorical.from_codes(frame["kpi_code"], kpi_names),
+            "ts": frame["ts"],
+            "value": frame["value"],
+        }
+    )
 
 
 REQUIRED_COLUMNS = {"service": "VARCHAR", "kpi": "VARCHAR", "ts": "TIMESTAMP WITH TIME ZONE"}

@@ -77,3 +77,22 @@ def test_after_a_swallowed_ctrl_c_the_runner_starts_no_run(tmp_path: Path) -> No
                 runner.day(config.releases[0], 1, ("daily_summary",))
         assert instance.get_runs() == []
         assert runner.runs == []
+
+
+def test_the_flag_ends_with_the_command_that_set_it(tmp_path: Path) -> None:
+    """A swallowed Ctrl-C stops its own command, not the next one in the same process
+    (the CI failure at 04ebce2: a pytest worker's later in-process run raised
+    KeyboardInterrupt("not started") and the worker went down)."""
+    parser = argparse.ArgumentParser(prog="tars-test")
+
+    def body(_args: argparse.Namespace, _out: Output) -> int:
+        _ctrl_c_swallowed()
+        return EXIT_OK
+
+    assert run(parser, body, []) == EXIT_INTERRUPTED
+    assert not ctrl_c_pressed()
+    config = load_config(write_config(tmp_path))
+    with dg.instance_for_test() as instance:
+        runner = Runner(config, instance=instance, progress=Progress(enabled=False))
+        runner.day(config.releases[0], 1, ("kpi_samples",))
+        assert len(instance.get_runs()) == 1

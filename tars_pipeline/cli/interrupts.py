@@ -28,13 +28,25 @@ def remember_ctrl_c() -> Iterator[None]:
     the main thread (no handler can be set there) and where SIGINT is ignored (a job a
     non-interactive shell started in the background must stay deaf to it)."""
     _pressed["ctrl_c"] = False
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous == signal.SIG_IGN:
-        yield
-        return
+    try:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous == signal.SIG_IGN:
+            yield
+            return
+        with _handler(previous):
+            yield
+    finally:
+        # The flag belongs to this command: a later command (or a library call that runs
+        # the runner in the same process, as tests and notebooks do) starts unpressed.
+        _pressed["ctrl_c"] = False
+
+
+@contextmanager
+def _handler(previous: signal.Handlers | object) -> Iterator[None]:
+    """Python's own behaviour (KeyboardInterrupt), plus the flag, until the block ends."""
 
     def on_ctrl_c(_signo: int, _frame: FrameType | None) -> None:
         _pressed["ctrl_c"] = True
@@ -44,4 +56,4 @@ def remember_ctrl_c() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]

@@ -90,9 +90,18 @@ class FakePrometheus:
                     fake.seen.append(Seen(parts.path, query, dict(self.headers), time.time()))
                     fake.in_flight += 1
                     fake.most_in_flight = max(fake.most_in_flight, fake.in_flight)
+                self._counted = True
                 try:
                     self._answer(parts.path, query)
                 finally:
+                    self._answered()
+
+            def _answered(self) -> None:
+                """Out of the in-flight count, before the body's last bytes go: once they
+                are sent, the client may ask its next query before this thread runs again
+                (on a loaded machine), and two would seem in flight where one was."""
+                if self._counted:
+                    self._counted = False
                     with fake._lock:
                         fake.in_flight -= 1
 
@@ -110,6 +119,7 @@ class FakePrometheus:
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
+                    self._answered()
                     if answer.broken_off:
                         self.wfile.write(payload[: len(payload) // 2])
                         self.wfile.flush()

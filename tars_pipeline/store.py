@@ -9,8 +9,8 @@ Values are always bound as parameters; table and column names come only from `TA
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -268,24 +268,29 @@ def read_table(
     table: str,
     release: str,
     days: list[int] | None = None,
+    *,
+    services: Sequence[str] | None = None,
+    kpis: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows of one release (optionally some days), ordered by day."""
+    """Rows of one release (optionally some days), ordered by day; with `services` or
+    `kpis`, only the rows of those services and of those KPIs of every service."""
     if table not in TABLES:
         raise KeyError(table)
     if (parquet := _parquet(conn)) is not None:
-        frame = parquet.read_table(table, release, days)
-    else:
-        columns = _quoted(_column_names(table))
-        if days is None:
-            query = f"SELECT {columns} FROM {table} WHERE release = ? ORDER BY day"
-            frame = conn.execute(query, [release]).df()
-        else:
-            query = (
-                f"SELECT {columns} FROM {table} WHERE release = ? AND list_contains(?, day) "
-                "ORDER BY day"
-            )
-            frame = conn.execute(query, [release, days]).df()
-    return frame
+        return parquet.read_table(table, release, days, services=services, kpis=kpis)
+    from tars_pipeline.store_parquet import label_filter  # store_parquet imports this module
+
+    columns = _quoted(_column_names(table))
+    labels = label_filter(services, kpis).replace(" WHERE ", " AND (", 1)
+    labels = f"{labels})" if labels else ""
+    if days is None:
+        query = f"SELECT {columns} FROM {table} WHERE release = ?{labels} ORDER BY day"
+        return conn.execute(query, [release]).df()
+    query = (
+        f"SELECT {columns} FROM {table} WHERE release = ? AND list_contains(?, day){labels} "
+        "ORDER BY day"
+    )
+    return conn.execute(query, [release, days]).df()
 
 
 def days_present(conn: Store, table: str, release: str) -> list[int]:
@@ -338,8 +343,9 @@ def read_day_inputs(conn: Store, release: str, day: int) -> dict[str, pd.DataFra
 def read_window_inputs(
     conn: Store, release: str, window_days: int
 ) -> tuple[list[int], dict[str, pd.DataFrame]]:
-    """The days summarised so far (1..window_days) and what `judge.window.judge_window`
-    reads of them; refuses a window without its GA-day summary or any later day."""
+    """The days summarised so far (1..window_days) and the per-day tables
+    `judge.window.judge_window` reads of them (the samples are read in pieces, through
+    `StoredSamples`); refuses a window without its GA-day summary or any later day."""
     summarised = days_present(conn, "daily_stats", release)
     days = [day for day in summarised if 1 <= day <= window_days]
     if 0 not in summarised or not days:
@@ -350,14 +356,41 @@ def read_window_inputs(
             remedy="run tars-ga-kpi and tars-stability-monitor, or tars-retro --auto",
         )
     return days, {
-        "baseline_samples": read_table(conn, "samples", release, [0]),
-        "day_samples": read_table(conn, "samples", release, days),
         "drift": read_table(conn, "drift", release, days),
         "slo_daily": read_table(conn, "slo_daily", release, days),
         "daily_stats": read_table(conn, "daily_stats", release, [0, *days]),
         "cost_daily": read_table(conn, "cost_daily", release, [0, *days]),
         "anomalies": read_table(conn, "anomaly_events", release, days),
     }
+
+
+@dataclass(frozen=True)
+class StoredSamples:
+    """A release's stored samples of GA day and `days`, read a few services at a time
+    (`judge.window.WindowSamples`): the store is opened for each read, so a window of
+    thousands of series is never in memory at once and no lock is held in between."""
+
+    connect: Callable[[], AbstractContextManager[Store]]
+    release: str
+    days: list[int]
+    daily_stats: pd.DataFrame
+
+    def rows_by_service(self) -> Mapping[str, int]:
+        """From the daily summaries' sample counts: what sizes the pieces."""
+        stats = self.daily_stats
+        if not len(stats):
+            return {}
+        counts = stats.groupby(stats["service"].astype(str))["sample_count"].sum()
+        return {str(service): int(count) for service, count in counts.items()}
+
+    def read(
+        self, services: Sequence[str] | None = None, kpis: Sequence[str] | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        with self.connect() as conn:
+            return (
+                read_table(conn, "samples", self.release, [0], services=services, kpis=kpis),
+                read_table(conn, "samples", self.release, self.days, services=services, kpis=kpis),
+            )
 
 
 def read_anomaly_record(conn: Store, release: str) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -55,6 +55,18 @@ def _sql_type(name: str) -> str:
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def label_filter(services: Sequence[str] | None, kpis: Sequence[str] | None) -> str:
+    """` WHERE service IN (…) OR kpi IN (…)` for the labels given ('' for none given)."""
+    if services is None and kpis is None:
+        return ""
+    terms = [
+        f"{column} IN ({', '.join(_literal(str(value)) for value in values)})"
+        for column, values in (("service", services), ("kpi", kpis))
+        if values
+    ]
+    return f" WHERE {' OR '.join(terms)}" if terms else " WHERE false"
 
 
 def _literal(text: str) -> str:
@@ -173,7 +185,7 @@ class ParquetStore:
 
     # ------------------------------------------------------------------ reading
 
-    def _read(self, table: str, files: list[str]) -> pd.DataFrame:
+    def _read(self, table: str, files: list[str], where: str = "") -> pd.DataFrame:
         columns = _column_names(table)
         if not files:
             return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
@@ -184,7 +196,7 @@ class ParquetStore:
             # fills a column an older file lacks with NULL, and no sort holds the rows
             # twice: a week of 500 series read in 445 MiB instead of 1,091.
             source = "(" + " UNION ALL BY NAME ".join(
-                f"SELECT * FROM read_parquet({_literal(path)})" for path in paths
+                f"SELECT * FROM read_parquet({_literal(path)}){where}" for path in paths
             ) + ") AS stored"  # fmt: skip
             with self._categories(table, source) as types:
                 select = ", ".join(
@@ -215,17 +227,28 @@ class ParquetStore:
             for name in types.values():
                 self._conn.execute(f"DROP TYPE {name}")
 
-    def read_table(self, table: str, release: str, days: list[int] | None = None) -> pd.DataFrame:
-        """Rows of one release (optionally some days), ordered by day."""
+    def read_table(
+        self,
+        table: str,
+        release: str,
+        days: list[int] | None = None,
+        *,
+        services: Sequence[str] | None = None,
+        kpis: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of one release (optionally some days), ordered by day. With `services` or
+        `kpis`, only the rows of those services and those KPIs of every service, in the
+        order the full read lists them (the window judge reads a few services at a time)."""
         if table not in TABLES:
             raise KeyError(table)
+        where = label_filter(services, kpis)
         if days is None:
             files = self._release_files(table, release)
         else:
             wanted = [self.partition_path(table, release, day) for day in sorted(set(days))]
             present = set(self._release_files(table, release))
             files = [location for location in wanted if location in present]
-        return self._read(table, files)
+        return self._read(table, files, where)
 
     def read_document(self, release: str, kind: str) -> Any | None:
         location = self.document_path(release, kind)

@@ -13,7 +13,12 @@ from tars_pipeline.reporting import outputs
 from tars_pipeline.reporting.week import with_feedback
 from tars_pipeline.resources import ReportsResource, StoreResource, TarsConfigResource
 from tars_pipeline.sources.context import breakdown_fetcher, load_annotations
-from tars_pipeline.store import open_store, read_window_inputs, replace_document
+from tars_pipeline.store import (
+    StoredSamples,
+    open_store,
+    read_window_inputs,
+    replace_document,
+)
 
 
 @dg.asset(
@@ -41,13 +46,17 @@ def regression_summary(
     """
     config = tars_config.load()
     release = release_of(context, config)
-    with open_store(duckdb.for_config(config)) as conn:
+    location = duckdb.for_config(config)
+    with open_store(location) as conn:
         days, inputs = read_window_inputs(conn, release.name, release.window_days)
     annotations = load_annotations(config, release, warn=context.log.warning)
     judgement = judge_window(
         config=config,
         release=release,
         days=days,
+        samples=StoredSamples(
+            lambda: open_store(location), release.name, days, inputs["daily_stats"]
+        ),
         annotations=annotations,
         breakdown=breakdown_fetcher(config, release),
         **inputs,

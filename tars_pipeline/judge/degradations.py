@@ -499,17 +499,66 @@ def find_degradations(
     "insufficient traffic", not a degradation, and errors appearing over a ~0 baseline are
     judged by the rate test, not only by ranks.
     """
+    tested = tested_series(
+        drift,
+        baseline_samples,
+        day_samples,
+        kpis,
+        p_value=p_value,
+        degradation_threshold_pct=degradation_threshold_pct,
+        timezone=timezone,
+        zero_heavy_share=zero_heavy_share,
+        step_seconds=step_seconds,
+        min_requests=min_requests,
+        fdr=fdr,
+    )
+    return decide_degradations(
+        tested,
+        slo_status,
+        p_value=p_value,
+        well_inside_utilisation=well_inside_utilisation,
+        last_day=last_day,
+        fdr=fdr,
+    )
+
+
+@dataclass
+class SeriesCells:
+    """One (service, KPI)'s tested days (`tested_series`): what the window-wide decision
+    (`decide_degradations`) needs of it once its samples are gone."""
+
+    service: str
+    kpi: KpiDefinition
+    threshold: float
+    by_day: dict[int, Mapping]
+    cells: list[_Cell]
+
+
+def tested_series(
+    drift: pd.DataFrame,
+    baseline_samples: pd.DataFrame,
+    day_samples: pd.DataFrame,
+    kpis: Mapping[str, KpiDefinition],
+    *,
+    p_value: float,
+    degradation_threshold_pct: Callable[[KpiDefinition], float],
+    timezone: str | None = None,
+    zero_heavy_share: float = 0.5,
+    step_seconds: float | None = None,
+    min_requests: float = DEFAULT_MIN_REQUESTS,
+    fdr: FdrSettings | None = None,
+) -> list[SeriesCells]:
+    """The rank test of every candidate KPI-day of `drift` on these samples, in (service,
+    KPI) order: the part of `find_degradations` that reads samples. The services of
+    `drift` may be any subset of the window's (the window judge streams a few at a time);
+    the lists of subsets in service order, concatenated, are the whole window's list."""
     if drift is None or drift.empty:
         return []
     drift = drift[drift["day"] >= 1]
     samples = _Samples(baseline_samples, day_samples, timezone)
     counts = _TrafficSides(baseline_samples, day_samples, step_seconds)
-    impacts = slo_impacts(slo_status)
-    exhausted_keys = {(key[0], key[1]) for key, impact in impacts.items() if impact.exhausted}
-
-    settings = fdr or FdrSettings(method="none", q=1.0 - 1e-12)
-    cells: list[_Cell] = []
-    series: list[tuple[str, KpiDefinition, float, dict[int, Mapping], list[_Cell]]] = []
+    method = (fdr or FdrSettings(method="none")).method
+    tested: list[SeriesCells] = []
     for (service, kpi_name), rows in drift.groupby(["service", "kpi"], sort=True):
         kpi = kpis.get(kpi_name)
         if kpi is None or kpi.kind == "cost" or not has_bad_side(kpi.direction):
@@ -535,31 +584,50 @@ def find_degradations(
                 min_requests=min_requests,
             )
             cell.comparison = comparison
-            cell.sides = (
-                np.asarray(base_values, "float64"),
-                np.asarray(observed_values, "float64"),
-            )
+            sides = (np.asarray(base_values, "float64"), np.asarray(observed_values, "float64"))
             cell.adverse = comparison.is_adverse(p_value, kpi.direction) and _weighted_move_counts(
                 kpi, comparison, threshold
             )
-            cell.hours = samples.hours(service, kpi_name, day)
+            hours = samples.hours(service, kpi_name, day)
             # Every tested cell enters the family with its p (a no-data one with 1): a
             # family of only the adverse ones would be selected on the data.
             if comparison.outcome != "no_data":
                 cell.p_autocorrelated = (
-                    autocorrelated_p(comparison, *cell.sides, cell.hours)
-                    if settings.method != "none"
+                    autocorrelated_p(comparison, *sides, hours)
+                    if method != "none"
                     else comparison.p_value
                 )
-        cells.extend(own)
-        series.append((str(service), kpi, threshold, by_day, own))
+            if cell.adverse:  # only a degraded day's samples are looked at again
+                cell.sides, cell.hours = sides, hours
+        tested.append(SeriesCells(str(service), kpi, threshold, by_day, own))
+    return tested
+
+
+def decide_degradations(
+    tested: Sequence[SeriesCells],
+    slo_status: pd.DataFrame,
+    *,
+    p_value: float,
+    well_inside_utilisation: float,
+    last_day: int,
+    fdr: FdrSettings | None = None,
+) -> list[Degradation]:
+    """The window's degradations from every tested series (`tested_series`, the whole window
+    in service order): the false-discovery control over the family of all their cells,
+    then one `Degradation` per series with a surviving adverse day, sorted as
+    `find_degradations` says."""
+    impacts = slo_impacts(slo_status)
+    exhausted_keys = {(key[0], key[1]) for key, impact in impacts.items() if impact.exhausted}
+    settings = fdr or FdrSettings(method="none", q=1.0 - 1e-12)
+    cells = [cell for series in tested for cell in series.cells]
     family = fdr_adjust(
         [cell.p_autocorrelated for cell in cells], q=settings.q, method=settings.method
     )
     q_of = {id(cell): float(q) for cell, q in zip(cells, family.adjusted, strict=True)}
 
     degradations: list[Degradation] = []
-    for service, kpi, threshold, by_day, own in series:
+    for series in tested:
+        service, kpi, own = series.service, series.kpi, series.cells
         kpi_name = kpi.name
         degraded = [
             _DegradedDay(
@@ -583,9 +651,9 @@ def find_degradations(
                 service=service,
                 kpi=kpi,
                 degraded=degraded,
-                last_row=by_day.get(last_day),
+                last_row=series.by_day.get(last_day),
                 last_day=last_day,
-                threshold=threshold,
+                threshold=series.threshold,
                 impacts=impacts,
                 exhausted=(service, kpi_name) in exhausted_keys,
                 p_value=p_value,

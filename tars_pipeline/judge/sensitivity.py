@@ -35,8 +35,27 @@ def sensitivity(
 ) -> list[dict[str, Any]]:
     """One record per KPI: kpi, kpi_title, unit, threshold_pct (where reporting starts),
     mde_pct_max / mde_pct_median over services, sentence, services (service, mde record)."""
+    by_kpi = services_sensitivity(
+        baseline_samples, day_samples, kpis, alpha=alpha, power=power, timezone=timezone
+    )
+    return sensitivity_records(
+        by_kpi, kpis, alpha=alpha, power=power, degradation_threshold_pct=degradation_threshold_pct
+    )
+
+
+def services_sensitivity(
+    baseline_samples: pd.DataFrame,
+    day_samples: pd.DataFrame,
+    kpis: Mapping[str, KpiDefinition],
+    *,
+    alpha: float,
+    power: float,
+    timezone: str = "UTC",
+) -> dict[str, list[dict[str, Any]]]:
+    """Per KPI, each service's MDE record, for the services of these samples (any subset of
+    the window's: `merge_services` joins the subsets in service order)."""
     if baseline_samples is None or baseline_samples.empty:
-        return []
+        return {}
     values = baseline_samples["value"].to_numpy(dtype="float64")
     hours = None
     if "ts" in baseline_samples.columns:
@@ -65,6 +84,27 @@ def sensitivity(
             strata=hours[positions] if hours is not None else None,
         )
         by_kpi.setdefault(kpi.name, []).append({"service": str(service), "mde": mde.as_record()})
+    return by_kpi
+
+
+def merge_services(
+    into: dict[str, list[dict[str, Any]]], more: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """`into` with the services of `more` appended (KPIs in order of first appearance)."""
+    for name, services in more.items():
+        into.setdefault(name, []).extend(services)
+    return into
+
+
+def sensitivity_records(
+    by_kpi: Mapping[str, list[dict[str, Any]]],
+    kpis: Mapping[str, KpiDefinition],
+    *,
+    alpha: float,
+    power: float,
+    degradation_threshold_pct: Callable[[KpiDefinition], float],
+) -> list[dict[str, Any]]:
+    """The per-KPI records of `sensitivity` from its services' MDEs."""
     records = []
     for name, services in by_kpi.items():
         kpi = kpis[name]

@@ -252,6 +252,11 @@ class _Groups:
         self._order = [*keys, *columns]
         self._positions: dict[tuple, np.ndarray] = {}
         self._taken: dict[tuple, pd.DataFrame] = {}
+        self._arrays = (
+            {name: self._frame[name].array for name in self._columns}
+            if self._frame is not None
+            else {}
+        )
         if self._frame is not None:
             groups = self._frame.groupby(keys, sort=False).indices
             self._positions = {_normalised(keys, key): rows for key, rows in groups.items()}
@@ -264,10 +269,13 @@ class _Groups:
         rows = self._positions.get(key)
         if rows is None or self._frame is None:
             return default
-        part = self._frame.iloc[rows][self._columns]
-        if self._extra:
-            part = part.assign(**{name: values[rows] for name, values in self._extra.items()})
-        self._taken[key] = part = part[self._order]
+        # Column by column from the arrays (what iloc would do, without its block copies).
+        taken = {name: array.take(rows) for name, array in self._arrays.items()}
+        taken.update({name: values[rows] for name, values in self._extra.items()})
+        part = pd.DataFrame(
+            {name: taken[name] for name in self._order}, index=self._frame.index[rows]
+        )
+        self._taken[key] = part
         return part
 
 
@@ -297,7 +305,7 @@ def _matched_values(
     return hour_matched_values(baseline, day, weekday_factor)
 
 
-class _TrafficSides:
+class TrafficSides:
     """Request and error counts of an error-like KPI's service, baseline and day."""
 
     def __init__(
@@ -424,6 +432,7 @@ def held_by_counts(
     day_samples: pd.DataFrame,
     kpis: Mapping[str, KpiDefinition],
     step_seconds: float,
+    counts: TrafficSides | None = None,
 ) -> set[tuple[str, str]]:
     """(service, kpi) pairs of percentage-of-requests KPIs whose request-weighted rate
     moved the bad way by less than the KPI's `threshold_pct` on every day of `drift`
@@ -431,7 +440,8 @@ def held_by_counts(
     (`_weighted_move_counts`). Not an unexpected drift to investigate either."""
     if drift is None or drift.empty:
         return set()
-    counts = _TrafficSides(baseline_samples, day_samples, step_seconds)
+    if counts is None:
+        counts = TrafficSides(baseline_samples, day_samples, step_seconds)
     held = set()
     for (service, kpi_name), rows in drift[drift["day"] >= 1].groupby(["service", "kpi"]):
         kpi = kpis.get(kpi_name)
@@ -547,6 +557,7 @@ def tested_series(
     step_seconds: float | None = None,
     min_requests: float = DEFAULT_MIN_REQUESTS,
     fdr: FdrSettings | None = None,
+    counts: TrafficSides | None = None,
 ) -> list[SeriesCells]:
     """The rank test of every candidate KPI-day of `drift` on these samples, in (service,
     KPI) order: the part of `find_degradations` that reads samples. The services of
@@ -556,7 +567,8 @@ def tested_series(
         return []
     drift = drift[drift["day"] >= 1]
     samples = _Samples(baseline_samples, day_samples, timezone)
-    counts = _TrafficSides(baseline_samples, day_samples, step_seconds)
+    if counts is None:
+        counts = TrafficSides(baseline_samples, day_samples, step_seconds)
     method = (fdr or FdrSettings(method="none")).method
     tested: list[SeriesCells] = []
     for (service, kpi_name), rows in drift.groupby(["service", "kpi"], sort=True):

@@ -304,6 +304,10 @@ def find_unexpected_drifts(
     drift = drift[drift["day"] >= 1]
     already_degraded = set(degraded) | set(held)
     daily = _daily_drift_series(drift)
+    # Each service's own series: a cause is looked for among them, not among all services'.
+    of_service: dict[str, dict[tuple[str, str], pd.Series]] = {}
+    for key, series in daily.items():
+        of_service.setdefault(key[0], {})[key] = series
     rows_by_key = {
         key: rows.set_index(rows["day"].astype(int))
         for key, rows in drift.groupby(["service", "kpi"], sort=True)
@@ -324,7 +328,7 @@ def find_unexpected_drifts(
         causes = potential_causes(
             service,
             kpi,
-            daily,
+            of_service[service],
             kpis,
             min_correlation=min_correlation,
             trend_p_value=trend_p_value,

@@ -73,6 +73,15 @@ class SeriesIndex:
         self._series: dict[tuple[str, str], _Series | None] = {}
         self._profiles: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
 
+    @classmethod
+    def of_series(cls, series: Mapping[tuple[str, str], _Series], timezone: str) -> SeriesIndex:
+        """An index of series already gathered (`series` of other indexes): the window
+        judge keeps the few a finding may ask for and lets the samples go."""
+        index = cls(None, None, timezone)
+        index._positions = []  # no frames: a key not given has no series
+        index._series = dict(series)
+        return index
+
     def _rows(self) -> list[dict[tuple[str, str], np.ndarray]]:
         if self._positions is None:
             self._positions = [
@@ -108,8 +117,11 @@ class SeriesIndex:
         return _Series(ts[order], values[order], days[order])
 
     def every_key(self) -> list[tuple[str, str]]:
-        """Every (service, KPI), in the order the frames first list them."""
-        return list(dict.fromkeys(key for positions in self._rows() for key in positions))
+        """Every (service, KPI), in the order the frames first list them (then any series
+        given ready-gathered)."""
+        listed = (key for positions in self._rows() for key in positions)
+        given = (key for key, series in self._series.items() if series is not None)
+        return list(dict.fromkeys([*listed, *given]))
 
     def series(self, service: str, kpi: str) -> _Series | None:
         key = (service, kpi)
@@ -388,7 +400,8 @@ def _cost_onset(
         return dict(level_change)
     first = max(day - 1, 0)
     moments, amounts = [], []
-    for service, name in index.every_key():
+    # Summed in one order whatever the frames' layout: the total comes out to the last bit.
+    for service, name in sorted(index.every_key()):
         kpi = kpis.get(name)
         series = index.series(service, name) if kpi is not None and kpi.kind == "cost" else None
         if series is None:

@@ -22,6 +22,7 @@ from tars_pipeline.judge.day import clean_samples
 from tars_pipeline.judge.degradations import (
     FdrSettings,
     SeriesCells,
+    TrafficSides,
     decide_degradations,
     held_by_counts,
     tested_series,
@@ -229,14 +230,34 @@ def judge_window(
     seasonal = release.timezone if thresholds.seasonal_baseline else None
     fdr = FdrSettings(method=thresholds.fdr_method, q=thresholds.fdr_q)
     analysed_days = _analysed_days(slo_daily)
+    # What needs no samples first: the cost step, and the drifts in the watch band (those
+    # of degraded or held KPIs are left out once those are known: a filter of this list).
+    cost = cost_analysis(
+        cost_daily,
+        daily_stats[["day", "service", "kpi", "mean"]],
+        days_per_month=config.cost.days_per_month,
+        low_utilisation_pct=config.cost.low_utilisation_pct,
+        target_utilisation_pct=config.cost.target_utilisation_pct,
+        growth_hint_pct=config.cost.growth_hint_pct,
+        step_threshold_pct=thresholds.drift_pct,
+    )
+    watched = find_unexpected_drifts(drift, [], kpis, max_pct=thresholds.unexpected_drift_max_pct)
+    # The series a finding may ask for (onsets): kept while their piece's samples go.
+    wanted = {finding.key for finding in watched}
+    if isinstance(cost, Mapping) and isinstance(cost.get("level_change"), Mapping):
+        priced = {name for name, kpi in kpis.items() if kpi.kind == "cost"}
+    else:
+        priced = set()
 
     keyed_slos: list[tuple[tuple[int, str], dict[str, Any]]] = []
     tested: list[SeriesCells] = []
     held: set[tuple[str, str]] = set()
     mdes: dict[str, list[dict[str, Any]]] = {}
+    kept: dict[tuple[str, str], Any] = {}
     for services in chunks:
         baseline, observed = _cleaned(samples, config, services=services)
         own_drift = _of(drift, services)
+        traffic = TrafficSides(baseline, observed, config.step_seconds)
         keyed_slos += _keyed_slo_summaries(
             config,
             release,
@@ -245,7 +266,7 @@ def judge_window(
             _of(daily_stats, services),
             analysed_days,
         )
-        tested += tested_series(
+        own = tested_series(
             own_drift,
             baseline,
             observed,
@@ -257,8 +278,12 @@ def judge_window(
             step_seconds=config.step_seconds,
             min_requests=thresholds.min_requests,
             fdr=fdr,
+            counts=traffic,
         )
-        held |= held_by_counts(own_drift, baseline, observed, kpis, config.step_seconds)
+        tested += own
+        held |= held_by_counts(
+            own_drift, baseline, observed, kpis, config.step_seconds, counts=traffic
+        )
         merge_services(
             mdes,
             services_sensitivity(
@@ -270,7 +295,16 @@ def judge_window(
                 timezone=release.timezone,
             ),
         )
-        del baseline, observed
+        index = SeriesIndex(baseline, observed, release.timezone)
+        adverse = {
+            (series.service, series.kpi.name)
+            for series in own
+            if any(cell.adverse for cell in series.cells)
+        }
+        for key in index.every_key():
+            if key in adverse or key in wanted or key[1] in priced:
+                kept[key] = index.series(*key)
+        del baseline, observed, index, traffic
     slos = [summary for _, summary in sorted(keyed_slos, key=lambda item: item[0])]
     exhausted = {(s["service"], s["slo"]): s["exhausted"] for s in slos}
     slo_status = slo_daily.assign(
@@ -285,22 +319,8 @@ def judge_window(
         fdr=fdr,
     )
     del tested
-    unexpected = find_unexpected_drifts(
-        drift,
-        [degradation.key for degradation in degradations],
-        kpis,
-        max_pct=thresholds.unexpected_drift_max_pct,
-        held=held,
-    )
-    cost = cost_analysis(
-        cost_daily,
-        daily_stats[["day", "service", "kpi", "mean"]],
-        days_per_month=config.cost.days_per_month,
-        low_utilisation_pct=config.cost.low_utilisation_pct,
-        target_utilisation_pct=config.cost.target_utilisation_pct,
-        growth_hint_pct=config.cost.growth_hint_pct,
-        step_threshold_pct=thresholds.drift_pct,
-    )
+    left_out = {degradation.key for degradation in degradations} | held
+    unexpected = [finding for finding in watched if finding.key not in left_out]
     successes = find_successes(
         slos,
         cost,
@@ -310,19 +330,19 @@ def judge_window(
         degraded=[degradation.key for degradation in degradations],
     )
     # When and why: each finding's onset, the changes before it, what drove it.
-    explained = _explained(
+    explained = explain_findings(
         {
             "degradations": [degradation.as_record() for degradation in degradations],
             "unexpected_drifts": [finding.as_record() for finding in unexpected],
             "cost_analysis": cost,
         },
-        samples,
-        config=config,
+        index=SeriesIndex.of_series(kept, release.timezone),
         release=release,
+        kpis=kpis,
         annotations=annotations,
+        lookback_minutes=config.annotations.lookback_minutes,
         breakdown=breakdown,
-        rows=rows,
-        chunk_rows=chunk_rows,
+        rate_window=_rate_window(config),
     )
     degradation_records = explained["degradations"]
     counted = events_outside_maintenance(anomalies, config.maintenance_windows)
@@ -366,61 +386,6 @@ def _cleaned(
         keys_as_categories(clean_samples(baseline, config)),
         keys_as_categories(clean_samples(observed, config)),
     )
-
-
-def _explained(
-    judgement: dict[str, Any],
-    samples: WindowSamples,
-    *,
-    config: TarsConfig,
-    release: Release,
-    annotations: Sequence[Annotation],
-    breakdown: BreakdownFetch | None,
-    rows: Mapping[str, int],
-    chunk_rows: int,
-) -> dict[str, Any]:
-    """`why.explain_findings` of the judgement, reading only the samples of the services
-    with a finding (a few at a time) and, for the cost step's onset, the cost KPIs."""
-    kpis = config.kpis_by_name
-    explain = {
-        "release": release,
-        "kpis": kpis,
-        "annotations": annotations,
-        "lookback_minutes": config.annotations.lookback_minutes,
-        "breakdown": breakdown,
-        "rate_window": _rate_window(config),
-    }
-    out = dict(judgement)
-    found = {
-        str(record["service"])
-        for kind in ("degradations", "unexpected_drifts")
-        for record in judgement[kind]
-    }
-    for kind in ("degradations", "unexpected_drifts"):
-        out[kind] = list(judgement[kind])
-    with_findings = {service: rows.get(service, 0) for service in found}
-    for services in service_chunks(with_findings, chunk_rows):
-        chosen = set(services)
-        part = {
-            kind: [record for record in judgement[kind] if str(record["service"]) in chosen]
-            for kind in ("degradations", "unexpected_drifts")
-        }
-        index = SeriesIndex(*_cleaned(samples, config, services=services), release.timezone)
-        done = explain_findings(part, index=index, **explain)
-        for kind in ("degradations", "unexpected_drifts"):
-            answers = iter(done[kind])
-            out[kind] = [
-                next(answers) if str(record["service"]) in chosen else previous
-                for record, previous in zip(judgement[kind], out[kind], strict=True)
-            ]
-    cost = judgement.get("cost_analysis")
-    if isinstance(cost, Mapping) and isinstance(cost.get("level_change"), Mapping):
-        priced = sorted(name for name, kpi in kpis.items() if kpi.kind == "cost")
-        index = SeriesIndex(*_cleaned(samples, config, kpis=priced), release.timezone)
-        out["cost_analysis"] = explain_findings({"cost_analysis": cost}, index=index, **explain)[
-            "cost_analysis"
-        ]
-    return out
 
 
 def _rate_window(config: TarsConfig) -> dt.timedelta | None:

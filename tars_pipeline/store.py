@@ -191,7 +191,10 @@ def open_store(resource: DuckDBResource | ParquetLocation) -> Iterator[Store]:
 
         with ParquetStore(resource.root, endpoint_url=resource.endpoint_url) as store:
             yield store
-            store.refresh_catalog(resource.catalog)  # not after a failure: nothing changed
+            # Not after a failure (nothing changed), nor after a block that only read
+            # (a write refreshes it), unless there is none yet.
+            if store.wrote or not Path(resource.catalog).exists():
+                store.refresh_catalog(resource.catalog)
         return
     if resource.database != ":memory:":
         Path(resource.database).parent.mkdir(parents=True, exist_ok=True)

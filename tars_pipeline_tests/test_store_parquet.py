@@ -208,3 +208,34 @@ def test_auto_layout_is_parquet_unless_an_earlier_duckdb_store_is_there(tmp_path
     assert isinstance(store_location(fresh), ParquetLocation)
     pinned = fresh.model_copy(update={"store_layout": "duckdb"})
     assert isinstance(store_location(pinned), DuckDBResource)
+
+
+def test_the_catalog_is_rewritten_when_its_views_change_and_only_then(tmp_path: Path) -> None:
+    from tars_pipeline.store import ParquetLocation, open_store
+
+    location = ParquetLocation(root=tmp_path / "store", catalog=tmp_path / "tars.duckdb")
+
+    def tables() -> str:
+        with duckdb.connect(str(location.catalog), read_only=True) as conn:
+            return conn.execute("SELECT value FROM tars_meta WHERE key = 'tables'").fetchone()[0]
+
+    with open_store(location):
+        pass  # none yet: written
+    first = location.catalog.stat()
+    with open_store(location) as store:
+        store.replace_partition("v1", 0, {"samples": _samples(0)})  # a table's first file
+    assert tables() == "samples"
+    after_write = location.catalog.stat()
+    assert after_write.st_ino != first.st_ino
+    with open_store(location) as store:
+        assert len(store.read_table("samples", "v1")) == 5  # a read: not rewritten
+        store.replace_partition("v1", 1, {"samples": _samples(1)})  # the views still fit
+    assert location.catalog.stat().st_ino == after_write.st_ino
+    # Another process writes a catalog that lacks the table: this process's memory of the
+    # file it checked does not hide the change.
+    with ParquetStore(tmp_path / "elsewhere") as other:
+        other.write_catalog(location.catalog)
+    assert tables() == ""
+    with open_store(location) as store:
+        store.replace_partition("v1", 2, {"samples": _samples(2)})
+    assert tables() == "samples"

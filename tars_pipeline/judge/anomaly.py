@@ -335,29 +335,58 @@ def seasonal_band(
     high = np.full(len(samples), np.nan)
     if baseline is None or baseline.empty or samples.empty:
         return low, high
-    own = baseline_season
     base_minute = clock.seconds_of_day(clock.local_nanoseconds(baseline["ts"], timezone)) // 60
-    base_scored = baseline["value"].to_numpy(dtype="float64") / own
+    base_scored = baseline["value"].to_numpy(dtype="float64") / baseline_season
     minute = clock.seconds_of_day(clock.local_nanoseconds(samples["ts"], timezone)) // 60
     base_groups = baseline.groupby(["service", "kpi"], sort=False).indices
-    width = 2 * minutes + 1
-    for key, rows in samples.groupby(["service", "kpi"], sort=False).indices.items():
-        brows = base_groups.get(key)
-        if brows is None or len(brows) < 3:
-            continue
-        lo = np.full(1440, np.inf)
-        hi = np.full(1440, -np.inf)
-        np.minimum.at(lo, base_minute[brows], base_scored[brows])
-        np.maximum.at(hi, base_minute[brows], base_scored[brows])
-        ring_lo = np.r_[lo[-minutes:], lo, lo[:minutes]]
-        ring_hi = np.r_[hi[-minutes:], hi, hi[:minutes]]
-        lo = sliding_window_view(ring_lo, width).min(axis=1)
-        hi = sliding_window_view(ring_hi, width).max(axis=1)
-        lo = np.where(np.isfinite(lo), lo, np.nan)
-        hi = np.where(np.isfinite(hi), hi, np.nan)
-        low[rows] = lo[minute[rows]] * season[rows]
-        high[rows] = hi[minute[rows]] * season[rows]
+    groups = samples.groupby(["service", "kpi"], sort=False).indices
+    banded = [key for key in groups if key in base_groups and len(base_groups[key]) >= 3]
+    for first in range(0, len(banded), BAND_SERIES_PER_BLOCK):
+        block = banded[first : first + BAND_SERIES_PER_BLOCK]
+        brows = np.concatenate([base_groups[key] for key in block])
+        rows = np.concatenate([groups[key] for key in block])
+        bcode = np.repeat(np.arange(len(block)), [len(base_groups[key]) for key in block])
+        code = np.repeat(np.arange(len(block)), [len(groups[key]) for key in block])
+        lo, hi = _minute_ranges(bcode * 1440 + base_minute[brows], base_scored[brows],
+                                len(block), minutes)  # fmt: skip
+        low[rows] = lo[code, minute[rows]] * season[rows]
+        high[rows] = hi[code, minute[rows]] * season[rows]
     return low, high
+
+
+BAND_SERIES_PER_BLOCK = 1024
+"""`seasonal_band` bands this many series at a time: two arrays of series × 1,440
+minutes (12 MB each), whatever the number of series."""
+
+
+def _minute_ranges(
+    cells: np.ndarray, values: np.ndarray, series: int, minutes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per series (rows) and minute of the day (columns): the lowest and the highest of
+    `values` at their `cells` (series × 1,440 + minute) within ± `minutes` around the
+    clock (midnight wraps); NaN where there is none, and where a NaN or an infinite bound
+    falls in the range (as NumPy's min and max of the window would give)."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    missing = np.isnan(values)
+    lo = np.full(series * 1440, np.inf)
+    hi = np.full(series * 1440, -np.inf)
+    np.minimum.at(lo, cells, np.where(missing, np.inf, values))
+    np.maximum.at(hi, cells, np.where(missing, -np.inf, values))
+    nan_cells = np.bincount(cells[missing], minlength=series * 1440) > 0
+    lo, hi, nan_cells = (a.reshape(series, 1440) for a in (lo, hi, nan_cells))
+    width = 2 * minutes + 1
+    if width >= 1440:  # every minute of the day is in every window
+        lo = np.repeat(lo.min(axis=1, keepdims=True), 1440, axis=1)
+        hi = np.repeat(hi.max(axis=1, keepdims=True), 1440, axis=1)
+        nan_cells = np.repeat(nan_cells.any(axis=1, keepdims=True), 1440, axis=1)
+    else:
+        lo = minimum_filter1d(lo, width, axis=1, mode="wrap")
+        hi = maximum_filter1d(hi, width, axis=1, mode="wrap")
+        nan_cells = maximum_filter1d(nan_cells, width, axis=1, mode="wrap")
+    lo = np.where(np.isfinite(lo) & ~nan_cells, lo, np.nan)
+    hi = np.where(np.isfinite(hi) & ~nan_cells, hi, np.nan)
+    return lo, hi
 
 
 class EwmaResult(NamedTuple):

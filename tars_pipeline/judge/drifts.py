@@ -266,14 +266,18 @@ class UnexpectedDrift(KpiFinding):
 
 
 def _daily_drift_series(drift: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
-    series: dict[tuple[str, str], pd.Series] = {}
-    for (service, kpi_name), rows in drift.groupby(["service", "kpi"], sort=True):
-        ordered = rows.sort_values("day").drop_duplicates("day", keep="first")
-        series[(service, kpi_name)] = pd.Series(
-            ordered["drift_pct"].to_numpy(dtype="float64"),
-            index=ordered["day"].astype(int).to_numpy(),
-        )
-    return series
+    """Each series' drift_pct by day (a day's first row if it has several), in (service,
+    KPI) order: one sort of the table, not one per series."""
+    if drift.empty:
+        return {}
+    ordered = drift.sort_values(["service", "kpi", "day"], kind="stable")
+    ordered = ordered.drop_duplicates(["service", "kpi", "day"], keep="first")
+    values = ordered["drift_pct"].to_numpy(dtype="float64")
+    days = ordered["day"].astype(int).to_numpy()
+    return {
+        key: pd.Series(values[rows], index=days[rows])
+        for key, rows in ordered.groupby(["service", "kpi"], sort=True).indices.items()
+    }
 
 
 def find_unexpected_drifts(
@@ -308,10 +312,11 @@ def find_unexpected_drifts(
     of_service: dict[str, dict[tuple[str, str], pd.Series]] = {}
     for key, series in daily.items():
         of_service.setdefault(key[0], {})[key] = series
-    rows_by_key = {
-        key: rows.set_index(rows["day"].astype(int))
-        for key, rows in drift.groupby(["service", "kpi"], sort=True)
-    }
+    # A finding's baseline and observed values: its series' first row of its day.
+    positions = drift.groupby(["service", "kpi"], sort=False).indices
+    row_days = drift["day"].astype(int).to_numpy()
+    baselines = drift["baseline_value"].to_numpy()
+    observed = drift["observed_value"].to_numpy()
     drifts: list[UnexpectedDrift] = []
     for (service, kpi_name), series in daily.items():
         kpi = kpis.get(kpi_name)
@@ -333,16 +338,15 @@ def find_unexpected_drifts(
             min_correlation=min_correlation,
             trend_p_value=trend_p_value,
         )
-        row = rows_by_key[(service, kpi_name)].loc[day_of_max]
-        if isinstance(row, pd.DataFrame):
-            row = row.iloc[0]
+        rows = positions[(service, kpi_name)]
+        first = rows[np.flatnonzero(row_days[rows] == day_of_max)[0]]
         drifts.append(
             UnexpectedDrift(
                 kpi=kpi,
                 service=service,
                 change_pct=change,
-                baseline=finite_or_none(row["baseline_value"]),
-                observed=finite_or_none(row["observed_value"]),
+                baseline=finite_or_none(baselines[first]),
+                observed=finite_or_none(observed[first]),
                 day_of_max=day_of_max,
                 days=tuple(int(day) for day in series.index),
                 daily_drift_pct=tuple(finite_or_none(value) for value in series.to_numpy()),

@@ -17,6 +17,21 @@ import pandas as pd
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON types; NaN and +/-Inf become null (JSON has no such numbers)."""
+    # The types a report is made of, by exact type first: a day of 500 series is ~400,000
+    # values, and the checks below cost a few microseconds each (a str passed them all).
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if kind is list:
+        return [to_jsonable(item) for item in value]
+    return _other_to_jsonable(value)
+
+
+def _other_to_jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set):

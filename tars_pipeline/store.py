@@ -274,24 +274,32 @@ def read_table(
     *,
     services: Sequence[str] | None = None,
     kpis: Sequence[str] | None = None,
+    last: int | None = None,
 ) -> pd.DataFrame:
     """Rows of one release (optionally some days), ordered by day; with `services` or
-    `kpis`, only the rows of those services and of those KPIs of every service."""
+    `kpis`, only the rows of those services and of those KPIs of every service; with
+    `last` (samples only), each series' `last` latest rows, by day, series and time (the
+    detector's warm-up from the day before: a few thousand rows, not the day)."""
     if table not in TABLES:
         raise KeyError(table)
+    if last is not None and table != "samples":
+        raise ValueError("last applies to the samples table")
     if (parquet := _parquet(conn)) is not None:
-        return parquet.read_table(table, release, days, services=services, kpis=kpis)
-    from tars_pipeline.store_parquet import label_filter  # store_parquet imports this module
+        return parquet.read_table(table, release, days, services=services, kpis=kpis, last=last)
+    # store_parquet imports this module
+    from tars_pipeline.store_parquet import label_filter, latest_per_series
 
     columns = _quoted(_column_names(table))
     labels = label_filter(services, kpis).replace(" WHERE ", " AND (", 1)
     labels = f"{labels})" if labels else ""
+    order = " ORDER BY day"
+    if last is not None:
+        order = f"{latest_per_series(last)} ORDER BY day, service, kpi, ts"
     if days is None:
-        query = f"SELECT {columns} FROM {table} WHERE release = ?{labels} ORDER BY day"
+        query = f"SELECT {columns} FROM {table} WHERE release = ?{labels}{order}"
         return conn.execute(query, [release]).df()
     query = (
-        f"SELECT {columns} FROM {table} WHERE release = ? AND list_contains(?, day){labels} "
-        "ORDER BY day"
+        f"SELECT {columns} FROM {table} WHERE release = ? AND list_contains(?, day){labels}{order}"
     )
     return conn.execute(query, [release, days]).df()
 

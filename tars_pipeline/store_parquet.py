@@ -71,6 +71,11 @@ def label_filter(services: Sequence[str] | None, kpis: Sequence[str] | None) -> 
     return f" WHERE {' OR '.join(terms)}" if terms else " WHERE false"
 
 
+def latest_per_series(last: int) -> str:
+    """The QUALIFY clause that keeps each series' `last` latest samples."""
+    return f" QUALIFY row_number() OVER (PARTITION BY service, kpi ORDER BY ts DESC) <= {int(last)}"
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -221,7 +226,9 @@ class ParquetStore:
 
     # ------------------------------------------------------------------ reading
 
-    def _read(self, table: str, files: list[str], where: str = "") -> pd.DataFrame:
+    def _read(
+        self, table: str, files: list[str], where: str = "", last: int | None = None
+    ) -> pd.DataFrame:
         columns = _column_names(table)
         if not files:
             return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
@@ -242,6 +249,8 @@ class ParquetStore:
                     for name in columns
                 )
                 order = " ORDER BY day, kind" if table == "documents" else ""
+                if last is not None:
+                    order = f"{latest_per_series(last)} ORDER BY day, service, kpi, ts"
                 return self._conn.execute(f"SELECT {select} FROM {source}{order}").df()
 
     @contextlib.contextmanager
@@ -271,10 +280,12 @@ class ParquetStore:
         *,
         services: Sequence[str] | None = None,
         kpis: Sequence[str] | None = None,
+        last: int | None = None,
     ) -> pd.DataFrame:
         """Rows of one release (optionally some days), ordered by day. With `services` or
         `kpis`, only the rows of those services and those KPIs of every service, in the
-        order the full read lists them (the window judge reads a few services at a time)."""
+        order the full read lists them (the window judge reads a few services at a time).
+        With `last` (samples), each series' `last` latest rows, by series and time."""
         if table not in TABLES:
             raise KeyError(table)
         where = label_filter(services, kpis)
@@ -284,7 +295,7 @@ class ParquetStore:
             wanted = [self.partition_path(table, release, day) for day in sorted(set(days))]
             present = set(self._release_files(table, release))
             files = [location for location in wanted if location in present]
-        return self._read(table, files, where)
+        return self._read(table, files, where, last)
 
     def read_document(self, release: str, kind: str) -> Any | None:
         location = self.document_path(release, kind)

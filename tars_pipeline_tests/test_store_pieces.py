@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from tars_pipeline.store import ParquetLocation, StoredSamples, open_store, replace_partition
+from tars_pipeline.store import (
+    ParquetLocation,
+    StoredSamples,
+    open_store,
+    read_table,
+    replace_partition,
+)
 
 SERVICES = ("api", "o'brien", "search")  # a quote: the filter is SQL
 KPIS = ("cost_compute", "latency_p99", "throughput")
@@ -89,3 +95,27 @@ def test_the_pieces_are_sized_by_the_daily_sample_counts(tmp_path: Path) -> None
     )
     samples = StoredSamples(lambda: open_store(DuckDBResource()), "v1", [1], stats)
     assert samples.rows_by_service() == {"a": 15, "b": 7}
+
+
+def test_the_last_rows_of_each_series_are_its_latest_by_time(location) -> None:
+    # The detector's warm-up from the day before (assets/anomaly_events.py): each series'
+    # latest rows, as sorting the whole day by time and keeping each series' tail gave.
+    with open_store(location) as conn:
+        for day in range(3):
+            replace_partition(conn, "v1", day, {"samples": _day(day)})
+        for days, last in (([1], 7), ([2], 1), ([0, 1], 25), ([5], 3)):
+            got = read_table(conn, "samples", "v1", days, last=last)
+            whole = read_table(conn, "samples", "v1", days)
+            want = (
+                whole.astype({"service": str, "kpi": str})
+                .sort_values("ts", kind="stable")
+                .groupby(["service", "kpi"])
+                .tail(last)
+                .sort_values(["day", "service", "kpi", "ts"], kind="stable")
+                .reset_index(drop=True)
+            )
+            got = got.astype({"service": str, "kpi": str}).reset_index(drop=True)
+            assert len(got) == len(want) and (len(want) > 0) == (days != [5])
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        with pytest.raises(ValueError, match="samples"):
+            read_table(conn, "drift", "v1", [1], last=3)

@@ -60,9 +60,9 @@ def anomaly_events(
     tail = tars.thresholds.warmup_samples + tars.thresholds.ewma_span
     with open_store(duckdb.for_config(tars)) as conn:
         samples = read_table(conn, "samples", release.name, [day])
-        previous = read_table(conn, "samples", release.name, [day - 1]) if day else samples[:0]
-        if len(previous):
-            previous = previous.sort_values("ts").groupby(["service", "kpi"]).tail(tail)
+        previous = (
+            read_table(conn, "samples", release.name, [day - 1], last=tail) if day else samples[:0]
+        )
         history = pd.concat([previous, samples], ignore_index=True)
         baseline = read_table(conn, "samples", release.name, [0]) if day else None
         start, _ = release.day_bounds(day)

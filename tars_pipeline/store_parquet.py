@@ -259,13 +259,20 @@ class ParquetStore:
         of their values, which pandas receives as categories: one code per row instead of
         one Python string (a week of 500 series: 5 M rows, 1 GB of strings otherwise)."""
         types: dict[str, str] = {}
+        columns = CATEGORICAL_COLUMNS.get(table, ())
         try:
-            for column in CATEGORICAL_COLUMNS.get(table, ()):
+            if columns:
+                # One pass over the files for every label column (its distinct combinations
+                # are a few thousand rows), not one per column.
+                listed = ", ".join(_quoted(column) for column in columns)
+                combinations = self._conn.execute(
+                    f"SELECT DISTINCT {listed} FROM {source}"
+                ).fetchall()
+            for index, column in enumerate(columns):
+                values = sorted({row[index] for row in combinations if row[index] is not None})
                 name = f"tars_{column}_{uuid.uuid4().hex}"
-                self._conn.execute(
-                    f"CREATE TYPE {name} AS ENUM (SELECT DISTINCT {_quoted(column)} FROM "
-                    f"{source} WHERE {_quoted(column)} IS NOT NULL ORDER BY 1)"
-                )
+                members = ", ".join(_literal(str(value)) for value in values)
+                self._conn.execute(f"CREATE TYPE {name} AS ENUM ({members})")
                 types[column] = name
             yield types
         finally:

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -40,6 +38,7 @@ from urllib.parse import quote
 import duckdb
 import pandas as pd
 
+from tars_pipeline import duck
 from tars_pipeline.store import COLUMN_TYPES, SCHEMA_VERSION, TABLES, _column_names
 from tars_pipeline.store_files import S3Files, files_for, is_remote
 
@@ -83,30 +82,6 @@ def _literal(text: str) -> str:
 # Label columns read as categories (`ParquetStore._categories`).
 CATEGORICAL_COLUMNS: dict[str, tuple[str, ...]] = {"samples": ("release", "service", "kpi")}
 
-# One in-memory DuckDB per process, one connection to it per open store: a new database
-# costs ~20 ms and a connection to one ~0.2 ms, and a week opens the store ~100 times.
-# Connections share nothing a store relies on: registered frames and settings are each
-# connection's own, the ENUM types `_categories` makes carry unique names. Keyed by
-# process id, so a forked child never uses its parent's database.
-_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}
-_DATABASES_LOCK = threading.Lock()
-
-
-def _connection() -> duckdb.DuckDBPyConnection:
-    with _DATABASES_LOCK:
-        database = _DATABASES.get(os.getpid())
-        if database is None:
-            database = _DATABASES[os.getpid()] = duckdb.connect(":memory:")
-            # A file replaced within the same second keeps its path and mtime: caches
-            # keyed by them would serve the old file's metadata or bytes for the new one.
-            for setting in ("parquet_metadata_cache", "enable_external_file_cache"):
-                with contextlib.suppress(duckdb.Error):  # not a setting of this DuckDB
-                    database.execute(f"SET GLOBAL {setting} = false")
-        conn = database.cursor()
-    conn.execute("SET TimeZone = 'UTC'")
-    return conn
-
-
 # The catalogs this process has checked or written: path -> (the file's inode, mtime and
 # size; the views' key values then). A catalog that has not changed since, for a store
 # that still has the same filled tables, is not opened again.
@@ -131,7 +106,7 @@ class ParquetStore:
     def __init__(self, root: str | Path, *, endpoint_url: str | None = None) -> None:
         self.root = root if is_remote(root) else Path(root)
         self._files = files_for(root, endpoint_url)
-        self._conn = _connection()
+        self._conn = duck.connection()
         self.wrote = False  # a file was published through this store
         self._check_version()
 

@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from tars_pipeline import duck
 from tars_pipeline.config import KpiDefinition, Release
 from tars_pipeline.errors import TarsUserError
 from tars_pipeline.sources.base import DayFetch, coverage_of, empty_samples, expected_points
@@ -85,7 +86,7 @@ class SnapshotSource:
         kpi_names = [kpi.name for kpi in kpis]
         samples = empty_samples()
         if files:
-            with duckdb.connect() as conn:
+            with duck.connection() as conn:
                 for path in files:
                     _check_file(conn, path)
                 try:

@@ -51,7 +51,7 @@ test: $(STAMP) bytecode
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" tars_pipeline_tests/judge tars_pipeline_tests/test_config.py
 
-## bench: speed and memory at scale (W-large, 4x and 16x weeks; the detector's bound), ~10 min
+## bench: speed and memory at scale (W-large, 4x and 16x weeks; the detector's bound), ~13 min
 bench: $(STAMP) bytecode
 	$(BIN)/python benchmarks/detector_bound.py --repeat 2
 	$(BIN)/python benchmarks/scale.py --scales 1,4,16 --skip-cli-above 1

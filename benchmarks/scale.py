@@ -12,7 +12,7 @@ benchmarks/scenario_score.py, is the signal one). The files are in the snapshot 
 snapshot source reads, one Parquet file per local day, written by DuckDB.
 
 The figures, all from one run, each as a ratio to another figure of the same run:
-- the week through the seed's CLIs (the 12 `make demo` commands, each its own process);
+- the week through the seed's CLIs (the 11 `make demo` commands, each its own process);
 - the same week in one process (`Runner`, the code path of the CLIs), per asset wall time
   (from the run's step events) and the Dagster overhead (the run's wall time the steps
   do not account for);
@@ -103,7 +103,7 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def cli_week(folder: Path, snapshot: Path) -> dict[str, float]:
-    """The 12 `make demo` commands, each a process, on a fresh store and instance."""
+    """The 11 `make demo` commands, each a process, on a fresh store and instance."""
     config = project(folder, snapshot)
     # The code location's partitions come from $TARS_CONFIG: this week's config.
     env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home"), "TARS_CONFIG": str(config)}
@@ -235,7 +235,7 @@ def run(
 
 def report(results: dict[int, dict[str, dict]]) -> None:
     print()
-    print("| scale | series | samples | CLIs (12 processes) | one process | floor | "
+    print("| scale | series | samples | CLIs (11 processes) | one process | floor | "
           "one process / floor | CLIs / floor | peak RSS (CLIs, one process, floor) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for scale, entry in results.items():
@@ -284,9 +284,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,4,16",
                         help="multiples of W-large (504 series); 0 = the bundled week")  # fmt: skip
-    parser.add_argument("--skip-cli", action="store_true", help="not the 12-process sequence")
+    parser.add_argument("--skip-cli", action="store_true", help="not the 11-process sequence")
     parser.add_argument("--skip-cli-above", type=int, default=None, metavar="SCALE",
-                        help="the 12-process sequence only up to this scale")  # fmt: skip
+                        help="the 11-process sequence only up to this scale")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="the bundled week only, no CLIs")
     parser.add_argument("--keep", type=Path, help="keep the generated weeks in this folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")

@@ -331,10 +331,21 @@ def seasonal_band(
     day within `minutes` of the row's local time of day, both scaled like the row (the
     baseline deseasonalised by its own profile, then times the row's `season`). NaN where
     the series has no baseline near that time: the row is then not banded."""
-    low = np.full(len(samples), np.nan)
-    high = np.full(len(samples), np.nan)
+    return seasonal_bands(baseline, samples, timezone, season, baseline_season, (minutes,))[0]
+
+
+def seasonal_bands(
+    baseline: pd.DataFrame,
+    samples: pd.DataFrame,
+    timezone: str,
+    season: np.ndarray,
+    baseline_season: np.ndarray,
+    widths: Sequence[int],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`seasonal_band` for each of `widths` (minutes), from one pass over the baseline."""
+    bands = [(np.full(len(samples), np.nan), np.full(len(samples), np.nan)) for _ in widths]
     if baseline is None or baseline.empty or samples.empty:
-        return low, high
+        return bands
     base_minute = clock.seconds_of_day(clock.local_nanoseconds(baseline["ts"], timezone)) // 60
     base_scored = baseline["value"].to_numpy(dtype="float64") / baseline_season
     minute = clock.seconds_of_day(clock.local_nanoseconds(samples["ts"], timezone)) // 60
@@ -347,25 +358,28 @@ def seasonal_band(
         rows = np.concatenate([groups[key] for key in block])
         bcode = np.repeat(np.arange(len(block)), [len(base_groups[key]) for key in block])
         code = np.repeat(np.arange(len(block)), [len(groups[key]) for key in block])
-        lo, hi = _minute_ranges(bcode * 1440 + base_minute[brows], base_scored[brows],
-                                len(block), minutes)  # fmt: skip
-        low[rows] = lo[code, minute[rows]] * season[rows]
-        high[rows] = hi[code, minute[rows]] * season[rows]
-    return low, high
+        ranges = _minute_ranges(bcode * 1440 + base_minute[brows], base_scored[brows],
+                                len(block), widths)  # fmt: skip
+        at, scale = (code, minute[rows]), season[rows]
+        for (low, high), (lo, hi) in zip(bands, ranges, strict=True):
+            low[rows] = lo[at] * scale
+            high[rows] = hi[at] * scale
+    return bands
 
 
 BAND_SERIES_PER_BLOCK = 1024
-"""`seasonal_band` bands this many series at a time: two arrays of series × 1,440
-minutes (12 MB each), whatever the number of series."""
+"""`seasonal_bands` bands this many series at a time: arrays of series × 1,440 minutes
+(12 MB each), whatever the number of series."""
 
 
 def _minute_ranges(
-    cells: np.ndarray, values: np.ndarray, series: int, minutes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per series (rows) and minute of the day (columns): the lowest and the highest of
-    `values` at their `cells` (series × 1,440 + minute) within ± `minutes` around the
-    clock (midnight wraps); NaN where there is none, and where a NaN or an infinite bound
-    falls in the range (as NumPy's min and max of the window would give)."""
+    cells: np.ndarray, values: np.ndarray, series: int, widths: Sequence[int]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each of `widths` (minutes): per series (rows) and minute of the day (columns),
+    the lowest and the highest of `values` at their `cells` (series × 1,440 + minute)
+    within ± that many minutes around the clock (midnight wraps); NaN where there is none,
+    and where a NaN or an infinite bound falls in the range (as NumPy's min and max of the
+    window would give)."""
     missing = np.isnan(values)
     lo = np.full(series * 1440, np.inf)
     hi = np.full(series * 1440, -np.inf)
@@ -373,18 +387,26 @@ def _minute_ranges(
     np.maximum.at(hi, cells, np.where(missing, -np.inf, values))
     nan_cells = np.bincount(cells[missing], minlength=series * 1440) > 0
     lo, hi, nan_cells = (a.reshape(series, 1440) for a in (lo, hi, nan_cells))
-    width = 2 * minutes + 1
-    if width >= 1440:  # every minute of the day is in every window
-        lo = np.repeat(lo.min(axis=1, keepdims=True), 1440, axis=1)
-        hi = np.repeat(hi.max(axis=1, keepdims=True), 1440, axis=1)
-        nan_cells = np.repeat(nan_cells.any(axis=1, keepdims=True), 1440, axis=1)
-    elif width > 1:
-        lo = _around_the_clock(np.minimum, lo, minutes)
-        hi = _around_the_clock(np.maximum, hi, minutes)
-        nan_cells = _around_the_clock(np.maximum, nan_cells.astype("float64"), minutes) > 0
-    lo = np.where(np.isfinite(lo) & ~nan_cells, lo, np.nan)
-    hi = np.where(np.isfinite(hi) & ~nan_cells, hi, np.nan)
-    return lo, hi
+    out = []
+    for minutes in widths:
+        width = 2 * minutes + 1
+        if width >= 1440:  # every minute of the day is in every window
+            lows = np.repeat(lo.min(axis=1, keepdims=True), 1440, axis=1)
+            highs = np.repeat(hi.max(axis=1, keepdims=True), 1440, axis=1)
+            nans = np.repeat(nan_cells.any(axis=1, keepdims=True), 1440, axis=1)
+        elif width > 1:
+            lows = _around_the_clock(np.minimum, lo, minutes)
+            highs = _around_the_clock(np.maximum, hi, minutes)
+            nans = _around_the_clock(np.maximum, nan_cells.astype("float64"), minutes) > 0
+        else:
+            lows, highs, nans = lo, hi, nan_cells
+        out.append(
+            (
+                np.where(np.isfinite(lows) & ~nans, lows, np.nan),
+                np.where(np.isfinite(highs) & ~nans, highs, np.nan),
+            )
+        )
+    return out
 
 
 def _around_the_clock(ufunc: np.ufunc, rows: np.ndarray, minutes: int) -> np.ndarray:

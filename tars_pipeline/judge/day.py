@@ -25,7 +25,7 @@ from tars_pipeline.judge.anomaly import (
     day_profile,
     detect_anomalies,
     profile_factors,
-    seasonal_band,
+    seasonal_bands,
     seasonal_factors,
 )
 from tars_pipeline.judge.cost import daily_cost
@@ -430,7 +430,7 @@ def _band(
     cache: dict[int, DayProfile] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) per judged sample: what was seen at its time of day, beyond which a
-    move can be an anomaly (`anomaly.seasonal_band`).
+    move can be an anomaly (`anomaly.seasonal_bands`).
 
     Days ≥ 1 look at the GA day (never the pre-GA week: a return to the old level after a
     release is news); GA day looks at its pre-GA weekday. A move the bad way must leave
@@ -451,9 +451,8 @@ def _band(
             nothing = np.full(len(judged), np.nan)
             return nothing, nothing.copy()
         day_season = seasonal_factors(day, day, timezone)
-    low, high = seasonal_band(day, judged, timezone, season, day_season, minutes=minutes)
-    whole_low, whole_high = seasonal_band(
-        day, judged, timezone, season, day_season, minutes=WHOLE_DAY_MINUTES
+    (low, high), (whole_low, whole_high) = seasonal_bands(
+        day, judged, timezone, season, day_season, (minutes, WHOLE_DAY_MINUTES)
     )
     sign = {kpi.name: adverse_sign(kpi.direction) for kpi in config.kpis}
     side = _per_kpi(judged, sign, 0.0)

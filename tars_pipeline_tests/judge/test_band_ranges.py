@@ -39,7 +39,15 @@ def test_ranges_match_the_window_of_each_series(minutes: int) -> None:
     values[odd[:6]], values[odd[6:9]], values[odd[9:]] = np.nan, np.inf, -np.inf
     code = np.repeat(np.arange(series), 900)
     minute[code == 4] = rng.integers(600, 620, size=900)  # seen for 20 minutes, all finite
-    lo, hi = _minute_ranges(code * 1440 + minute, values, series, minutes)
+    ((lo, hi),) = _minute_ranges(code * 1440 + minute, values, series, [minutes])
+    # Several widths from one pass give each width's own ranges.
+    for (a, b), (c, d) in zip(
+        _minute_ranges(code * 1440 + minute, values, series, [minutes, 720, minutes]),
+        [(lo, hi), _minute_ranges(code * 1440 + minute, values, series, [720])[0], (lo, hi)],
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
     for k in range(series):
         own = code == k
         want_lo, want_hi = _one_series(minute[own], values[own], minutes)

@@ -116,11 +116,17 @@ def cli_week(folder: Path, snapshot: Path) -> dict[str, float]:
         [str(BIN / "tars-regression-analyzer"), *base],
         [str(BIN / "tars-retro"), "--auto", *base],
     ]
-    wall, peak = 0.0, 0.0
+    wall, peak, each = 0.0, 0.0, []
     for command in commands:
         seconds, rss = timed(command, env)
         wall, peak = wall + seconds, max(peak, rss)
-    return {"wall": wall, "rss": peak}
+        each.append(seconds)
+    # Where the sequence's time went, from the instance the commands wrote their runs to.
+    out = folder / "cli_runs.json"
+    runs_command = [sys.executable, __file__, "--_runs", str(folder / "dagster_home"), str(out)]
+    timed(runs_command, env)
+    runs = json.loads(out.read_text(encoding="utf-8"))
+    return {"wall": wall, "rss": peak, "commands": each, **runs}
 
 
 def one_process_week(folder: Path, snapshot: Path) -> dict[str, float]:
@@ -144,29 +150,46 @@ def _week_in_this_process(config_path: Path, out: Path) -> None:
     home = config_path.parent / "dagster_home"
     home.mkdir()
     shutil.copyfile(PACKAGED_INSTANCE_CONFIG, home / "dagster.yaml")
-    steps: dict[str, float] = defaultdict(float)
-    runs = 0.0
     start = time.perf_counter()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runner = Runner(config, instance=instance, progress=Progress(enabled=False))
         release = config.release(RELEASE)
         results = [runner.day(release, day, GA_DAY if day == 0 else DAILY) for day in release.days]
         results.append(runner.release_level(release, ("regression_summary", "retrospective")))
-        for result in results:
-            record = instance.get_run_record_by_id(result.run_id)
-            runs += record.end_time - record.start_time
-            begun: dict[str, float] = {}
-            for entry in instance.all_logs(result.run_id):
-                event = entry.dagster_event
-                if event is None or entry.step_key is None:
-                    continue
-                if event.event_type == dg.DagsterEventType.STEP_START:
-                    begun[entry.step_key] = entry.timestamp
-                elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-                    steps[entry.step_key] += entry.timestamp - begun[entry.step_key]
-    figures = {"in_process": time.perf_counter() - start, "runs": runs}
-    figures["steps"] = dict(steps)  # type: ignore[assignment]
-    out.write_text(json.dumps(figures), encoding="utf-8")
+        figures = _run_figures(instance, [result.run_id for result in results])
+    out.write_text(
+        json.dumps({"in_process": time.perf_counter() - start, **figures}), encoding="utf-8"
+    )
+
+
+def _run_figures(instance, run_ids: list[str]) -> dict:
+    """The runs' wall time (start to end events) and each step's, summed over the runs."""
+    import dagster as dg
+
+    steps: dict[str, float] = defaultdict(float)
+    runs = 0.0
+    for run_id in run_ids:
+        record = instance.get_run_record_by_id(run_id)
+        runs += record.end_time - record.start_time
+        begun: dict[str, float] = {}
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None or entry.step_key is None:
+                continue
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                begun[entry.step_key] = entry.timestamp
+            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+                steps[entry.step_key] += entry.timestamp - begun[entry.step_key]
+    return {"runs": runs, "steps": dict(steps)}
+
+
+def _runs_of_instance(home: Path, out: Path) -> None:
+    """`_run_figures` of every run in the instance at `home` (the CLI sequence's)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run_ids = [record.dagster_run.run_id for record in instance.get_run_records()]
+        out.write_text(json.dumps(_run_figures(instance, run_ids)), encoding="utf-8")
 
 
 def floor(snapshot: Path, folder: Path) -> dict[str, float]:
@@ -278,6 +301,14 @@ def report(results: dict[int, dict[str, dict]]) -> None:
             f"({overhead / proc['runs']:.0%}); process start-up and instance "
             f"{proc['wall'] - proc['in_process']:.1f} s"
         )
+        if cli := entry.get("cli"):
+            in_steps = sum(cli["steps"].values())
+            print(
+                f"scale {scale}, the 11 CLIs: {cli['wall']:.1f} s = steps {in_steps:.1f} s + "
+                f"Dagster within the runs {cli['runs'] - in_steps:.1f} s + outside the runs "
+                f"(start-up, imports, instance, run creation) {cli['wall'] - cli['runs']:.1f} s; "
+                "per command " + ", ".join(f"{seconds:.1f}" for seconds in cli["commands"])
+            )
 
 
 def main() -> None:
@@ -292,9 +323,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--_week", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_floor", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--_runs", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._week:
         return _week_in_this_process(*args._week)
+    if args._runs:
+        return _runs_of_instance(*args._runs)
     if args._floor:
         return _floor_in_this_process(*args._floor)
     scales = [0] if args.smoke else [int(s) for s in args.scales.split(",")]

@@ -316,19 +316,25 @@ def kpi_daily_series(
         counts = anomalies.groupby(["service", "kpi", "day"]).size()
         anomaly_counts = {(str(s), str(k), int(d)): int(n) for (s, k, d), n in counts.items()}
     series = []
-    for (service, kpi_name), rows in drift.sort_values("day").groupby(["service", "kpi"]):
+    ordered = drift.sort_values("day")
+    # One conversion of the table, then each series' rows by position (a frame per series
+    # cost ~2 ms: a second for a week of 500 series).
+    records = ordered.to_dict("records")
+    # `relative` is stored per day but depends only on the baseline: all or none.
+    all_relative = ordered.groupby(["service", "kpi"])["relative"].all()
+    for (service, kpi_name), positions in ordered.groupby(["service", "kpi"]).indices.items():
+        rows = [records[position] for position in positions]
         kpi = kpis.get(str(kpi_name))
-        first = rows.iloc[0]
+        first = rows[0]
         baseline = finite_or_none(first["baseline_value"])
         threshold_pct = finite_or_none(first["threshold_pct"])
-        # `relative` is stored per day but depends only on the baseline: all or none.
-        relative = bool(rows["relative"].all()) and baseline is not None
+        relative = bool(all_relative[(service, kpi_name)]) and baseline is not None
         band = None
         if relative and baseline is not None and threshold_pct is not None:
             half_width = abs(baseline) * threshold_pct / 100.0
             band = {"lower": baseline - half_width, "upper": baseline + half_width}
         days = []
-        for row in rows.to_dict("records"):
+        for row in rows:
             day = int(row["day"])
             days.append(
                 {

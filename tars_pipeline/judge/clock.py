@@ -38,10 +38,10 @@ def local_nanoseconds(ts: pd.Series | pd.Index | np.ndarray, timezone: str) -> n
     utc = utc_nanoseconds(ts)
     if utc.size == 0:
         return utc.copy()
-    if np.any(utc == np.iinfo("int64").min):  # NaT: pandas' rules, row by row
+    lowest, highest = int(utc.min()), int(utc.max())
+    if lowest == np.iinfo("int64").min:  # NaT: pandas' rules, row by row
         return _converted(utc, timezone)
-    quarters = utc // QUARTER_NS
-    first, last = int(quarters.min()), int(quarters.max())
+    first, last = lowest // QUARTER_NS, highest // QUARTER_NS
     if last - first >= MAX_QUARTERS:
         return _converted(utc, timezone)
     starts = np.arange(first, last + 2, dtype="int64") * QUARTER_NS
@@ -50,11 +50,18 @@ def local_nanoseconds(ts: pd.Series | pd.Index | np.ndarray, timezone: str) -> n
     # A quarter whose last nanosecond has another offset than its first: convert its rows.
     ends = starts[1:] - 1
     moved = (_converted(ends, timezone) - ends) != offset
-    positions = quarters - first
-    local = utc + offset[positions]
     if moved.any():
+        positions = utc // QUARTER_NS - first
+        local = utc + offset[positions]
         rows = np.flatnonzero(moved[positions])
         local[rows] = _converted(utc[rows], timezone)
+        return local
+    # Each row takes its quarter's offset: the first quarter's, plus every change from the
+    # quarter where it takes effect on. A week holds one change at most, so this is two or
+    # three passes over the rows, with no per-row division or lookup.
+    local = utc + offset[0]
+    for index in np.flatnonzero(np.diff(offset)) + 1:
+        local[utc >= starts[index]] += offset[index] - offset[index - 1]
     return local
 
 
